@@ -1,0 +1,345 @@
+"""The method contract and registry.
+
+Every generative method is a :class:`GenerativeMethod`:
+
+* ``__init__(config=None, *, device="cpu", seed=0, **overrides)`` only stores settings;
+* ``fit(seen_train) -> self`` learns from a :class:`~unseen.data.task.SeenTrainData` (nothing
+  else: test data cannot reach it);
+* ``sample(class_semantics, n_per_class) -> (K * n, d)`` synthesizes features, class-major;
+* learned state ends in ``_``; ``save``/``load`` round-trip through ``torch.save`` files that
+  load with ``weights_only=True`` (no arbitrary pickle execution).
+
+``fit`` runs an epoch loop owned by this base class, which gives every method checkpoints
+written atomically, resume-after-kill (RNG states included, so a resumed run is identical to
+an uninterrupted one on the same machine) and per-epoch callbacks for validation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from unseen.data.task import SeenTrainData
+from unseen.errors import ConfigError, DataError
+
+__all__ = [
+    "GenerativeMethod",
+    "MethodConfig",
+    "atomic_save",
+    "available_methods",
+    "get_method",
+    "register",
+]
+
+_REGISTRY: dict[str, type[GenerativeMethod]] = {}
+
+
+def register(cls: type[GenerativeMethod]) -> type[GenerativeMethod]:
+    """Class decorator adding a method to the registry under ``cls.name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available_methods() -> dict[str, type[GenerativeMethod]]:
+    """Name -> class of every registered method."""
+    import unseen.methods  # noqa: F401  (importing the package registers the built-ins)
+
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_method(name: str) -> type[GenerativeMethod]:
+    methods = available_methods()
+    if name not in methods:
+        raise ConfigError(f"unknown method '{name}'; available: {', '.join(methods)}")
+    return methods[name]
+
+
+@dataclasses.dataclass
+class MethodConfig:
+    """Fields every method config has; methods subclass it with their own."""
+
+    epochs: int = 30
+    batch_size: int = 64
+
+
+def config_from_dict(cls: type, values: dict[str, Any], where: str = "method") -> Any:
+    """Build a config dataclass, rejecting unknown keys and converting simple types."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"unknown {where} config key(s) {unknown} for {cls.__name__}; "
+            f"valid keys: {', '.join(sorted(names))}"
+        )
+    out = cls()
+    for key, value in values.items():
+        default = getattr(out, key)
+        try:
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise TypeError
+            elif isinstance(default, int) and not isinstance(default, bool):
+                if isinstance(value, float) and not value.is_integer():
+                    raise TypeError
+                value = int(value)
+            elif isinstance(default, float):
+                value = float(value)
+            elif isinstance(default, tuple):
+                value = tuple(value)
+            elif isinstance(default, list):
+                value = list(value) if isinstance(value, list | tuple) else [value]
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{where} config key '{key}' expects a {type(default).__name__}, "
+                f"got {value!r}"
+            ) from None
+        setattr(out, key, value)
+    return out
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
+
+    A kill during the write leaves the previous file intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+EpochCallback = Callable[[int, "GenerativeMethod"], None]
+
+
+class GenerativeMethod(ABC):
+    """Base class of generative ZSL methods (see the module docstring for the contract)."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type] = MethodConfig
+    #: paper reference shown by ``unseen methods``
+    paper: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        config: Any | None = None,
+        *,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        **overrides: Any,
+    ) -> None:
+        base = config if config is not None else self.config_class()
+        if overrides:
+            merged = {**dataclasses.asdict(base), **overrides}
+            base = config_from_dict(self.config_class, merged)
+        self.config = base
+        self.device = torch.device(device)
+        self.seed = int(seed)
+        self.epoch_ = 0
+        self.history_: list[dict[str, float]] = []
+        self.dims_: dict[str, int] | None = None
+        self.nets_: nn.ModuleDict | None = None
+        self.optimizers_: dict[str, torch.optim.Optimizer] = {}
+
+    # ------------------------------------------------------------------ to implement
+    @abstractmethod
+    def _build(self, dims: dict[str, int]) -> None:
+        """Create ``self.nets_`` (an ``nn.ModuleDict``) and ``self.optimizers_`` from sizes."""
+
+    def _prepare(self, data: SeenTrainData) -> None:
+        """Data-dependent set-up run once before the first epoch (not on resume)."""
+
+    @abstractmethod
+    def _train_epoch(self, data: SeenTrainData, epoch: int) -> dict[str, float]:
+        """Train one epoch on device-resident ``data``; return mean losses for the log."""
+
+    @abstractmethod
+    def sample(self, class_semantics: torch.Tensor, n_per_class: int) -> torch.Tensor:
+        """``(K * n_per_class, d)`` synthetic features, class-major, for ``(K, d_a)`` semantics."""
+
+    # ------------------------------------------------------------------ provided
+    def dims_from(self, data: SeenTrainData) -> dict[str, int]:
+        return {
+            "feature_dim": data.feature_dim,
+            "semantic_dim": data.semantic_dim,
+            "n_classes": data.n_classes,
+            "n_seen": len(data.seen_classes),
+        }
+
+    def fit(
+        self,
+        data: SeenTrainData,
+        *,
+        epochs: int | None = None,
+        callback: EpochCallback | None = None,
+        checkpoint: str | Path | None = None,
+        progress: bool = False,
+    ) -> GenerativeMethod:
+        """Train on seen data for ``epochs`` (default ``config.epochs``).
+
+        Args:
+            data: the seen training data of a task.
+            epochs: total number of epochs to reach (resume continues up to it).
+            callback: called as ``callback(epoch, self)`` after every epoch (1-based).
+            checkpoint: file to write after every epoch; if it exists, training resumes from
+                it (same data and config expected).
+            progress: show a progress bar.
+        """
+        if not isinstance(data, SeenTrainData):
+            raise TypeError(
+                "fit() takes the seen training data of a task (task.train), "
+                f"got {type(data).__name__}"
+            )
+        total = self.config.epochs if epochs is None else int(epochs)
+        dims = self.dims_from(data)
+        resumed = False
+        if checkpoint is not None and Path(checkpoint).exists():
+            self._load_checkpoint(checkpoint, dims)
+            resumed = True
+        if self.nets_ is None or self.dims_ != dims:
+            torch.manual_seed(self.seed)
+            self.dims_ = dims
+            self._build(dims)
+            self.nets_.to(self.device)
+            self.epoch_ = 0
+            self.history_ = []
+        on_device = self._to_device(data)
+        if not resumed and self.epoch_ == 0:
+            self._prepare(on_device)
+        bar = tqdm(
+            total=total,
+            initial=min(self.epoch_, total),
+            desc=f"{self.name} {data.name}",
+            disable=not progress,
+            leave=False,
+        )
+        while self.epoch_ < total:
+            self.nets_.train()
+            losses = self._train_epoch(on_device, self.epoch_)
+            self.epoch_ += 1
+            self.history_.append({"epoch": self.epoch_, **losses})
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
+            # The callback runs before the checkpoint is written: a kill inside it resumes
+            # from the previous epoch and repeats both, so no callback is ever skipped.
+            if callback is not None:
+                callback(self.epoch_, self)
+            if checkpoint is not None:
+                atomic_save(self._checkpoint_state(), checkpoint)
+        bar.close()
+        self.nets_.eval()
+        return self
+
+    def synthesize(
+        self, classes: torch.Tensor, semantics: torch.Tensor, n_per_class: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Synthetic features and global labels for ``classes`` (rows of ``semantics``)."""
+        self._check_fitted()
+        classes = torch.as_tensor(classes, dtype=torch.long)
+        with torch.no_grad():
+            x = self.sample(semantics[classes], n_per_class).cpu()
+        y = classes.repeat_interleave(n_per_class)
+        return x, y
+
+    def _check_fitted(self) -> None:
+        if self.nets_ is None:
+            raise RuntimeError(f"{self.name}: call fit() before sampling")
+
+    def _to_device(self, data: SeenTrainData) -> SeenTrainData:
+        dev = self.device
+        return dataclasses.replace(
+            data,
+            features=data.features.to(dev),
+            labels=data.labels.to(dev),
+            semantics=data.semantics.to(dev),
+            seen_classes=data.seen_classes.to(dev),
+            unseen_classes=data.unseen_classes.to(dev),
+            unlabeled=None if data.unlabeled is None else data.unlabeled.to(dev),
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def _checkpoint_state(self) -> dict[str, Any]:
+        state = {
+            "format": "unseen-method-v1",
+            "method": self.name,
+            "config": dataclasses.asdict(self.config),
+            "seed": self.seed,
+            "dims": self.dims_,
+            "epoch": self.epoch_,
+            "history": self.history_,
+            "nets": self.nets_.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers_.items()},
+            "rng_cpu": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _load_checkpoint(self, path: str | Path, dims: dict[str, int] | None) -> None:
+        state = _read_state(path, self.name)
+        if dims is not None and state["dims"] != dims:
+            raise DataError(
+                f"checkpoint {path} was trained on data of sizes {state['dims']}, "
+                f"but the data given now has sizes {dims}; use another output folder"
+            )
+        if state["config"] != dataclasses.asdict(self.config):
+            raise ConfigError(
+                f"checkpoint {path} was written with another {self.name} config; "
+                "use another output folder (or --force to start over)"
+            )
+        self.dims_ = state["dims"]
+        torch.manual_seed(self.seed)
+        self._build(self.dims_)
+        self.nets_.load_state_dict(state["nets"])
+        self.nets_.to(self.device)
+        for k, o in self.optimizers_.items():
+            o.load_state_dict(state["optimizers"][k])
+        self.epoch_ = state["epoch"]
+        self.history_ = list(state["history"])
+        torch.set_rng_state(state["rng_cpu"])
+        if "rng_cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+
+    def save(self, path: str | Path) -> None:
+        """Save the trained method (config, sizes, weights) atomically."""
+        self._check_fitted()
+        atomic_save(self._checkpoint_state(), path)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> GenerativeMethod:
+        """Load a method saved by :meth:`save` (safe: ``weights_only=True``)."""
+        state = _read_state(path, None)
+        klass = get_method(state["method"]) if cls is GenerativeMethod else cls
+        config = config_from_dict(klass.config_class, state["config"])
+        method = klass(config, device=device, seed=state["seed"])
+        method._load_checkpoint(path, None)
+        method.nets_.eval()
+        return method
+
+
+def _read_state(path: str | Path, expected: str | None) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DataError(f"model file {path} does not exist") from None
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise DataError(f"model file {path} is not a readable unseen model: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != "unseen-method-v1":
+        raise DataError(f"model file {path} is not an unseen model (no format tag)")
+    if expected is not None and state["method"] != expected:
+        raise DataError(f"model file {path} holds a '{state['method']}' model, not '{expected}'")
+    return state

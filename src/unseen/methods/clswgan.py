@@ -1,0 +1,166 @@
+"""f-CLSWGAN: conditional WGAN-GP feature generator with a classification loss.
+
+Reference:
+    Xian, Lorenz, Schiele, Akata, "Feature Generating Networks for Zero-Shot Learning",
+    CVPR 2018.
+
+The critic minimises (Eq. 2, WGAN-GP)
+    L_D = E[D(x~, a)] - E[D(x, a)] + lambda * E[(||grad_x^ D(x^, a)||_2 - 1)^2]
+and the generator minimises (Eq. 4)
+    L_G = -E[D(x~, a)] + beta * E[-log P(y | x~; theta)],
+where P is a softmax classifier pre-trained on seen features and frozen, x~ = G(z, a).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unseen.data.task import SeenTrainData
+from unseen.losses.adversarial import gradient_penalty
+from unseen.methods.base import GenerativeMethod, MethodConfig, register
+from unseen.models.mlp import ConditionalCritic, ConditionalGenerator, init_normal
+
+__all__ = ["CLSWGAN", "CLSWGANConfig"]
+
+
+@dataclass
+class CLSWGANConfig(MethodConfig):
+    """f-CLSWGAN hyper-parameters (defaults: the paper's / official code's).
+
+    Attributes:
+        epochs: generator epochs; one epoch = ceil(N / batch_size) generator steps.
+        batch_size: minibatch size.
+        noise_dim: size of z; ``0`` means "same as the semantic dimension" (official code).
+        hidden_g, hidden_d: hidden width of G and D (one hidden layer each).
+        critic_steps: critic updates per generator update.
+        gp_weight: lambda of the gradient penalty.
+        cls_weight: beta, weight of the classification loss.
+        lr, beta1: Adam settings of G and D.
+        pretrain_epochs, pretrain_lr, pretrain_batch: the seen-class softmax classifier.
+    """
+
+    epochs: int = 30
+    batch_size: int = 64
+    noise_dim: int = 0
+    hidden_g: int = 4096
+    hidden_d: int = 4096
+    critic_steps: int = 5
+    gp_weight: float = 10.0
+    cls_weight: float = 0.01
+    lr: float = 1e-4
+    beta1: float = 0.5
+    pretrain_epochs: int = 50
+    pretrain_lr: float = 1e-3
+    pretrain_batch: int = 100
+
+
+@register
+class CLSWGAN(GenerativeMethod):
+    """f-CLSWGAN (Xian et al., CVPR 2018)."""
+
+    name = "clswgan"
+    config_class = CLSWGANConfig
+    paper = "Xian et al., Feature Generating Networks for Zero-Shot Learning, CVPR 2018"
+    config: CLSWGANConfig
+
+    def _noise_dim(self, dims: dict[str, int]) -> int:
+        return self.config.noise_dim or dims["semantic_dim"]
+
+    def _build(self, dims: dict[str, int]) -> None:
+        c = self.config
+        d, da = dims["feature_dim"], dims["semantic_dim"]
+        self.nets_ = nn.ModuleDict(
+            {
+                "generator": ConditionalGenerator(self._noise_dim(dims), da, d, (c.hidden_g,)),
+                "critic": ConditionalCritic(d, da, (c.hidden_d,)),
+                # Pre-trained seen classifier of the classification loss; frozen in training.
+                "seen_classifier": nn.Linear(d, dims["n_seen"]),
+            }
+        )
+        init_normal(self.nets_["generator"])
+        init_normal(self.nets_["critic"])
+        betas = (c.beta1, 0.999)
+        self.optimizers_ = {
+            "generator": torch.optim.Adam(self.nets_["generator"].parameters(), c.lr, betas=betas),
+            "critic": torch.optim.Adam(self.nets_["critic"].parameters(), c.lr, betas=betas),
+        }
+
+    def _prepare(self, data: SeenTrainData) -> None:
+        """Pre-train the seen-class softmax classifier used by the classification loss."""
+        c = self.config
+        clf = self.nets_["seen_classifier"]
+        target = _seen_positions(data)
+        opt = torch.optim.Adam(clf.parameters(), c.pretrain_lr, betas=(0.5, 0.999))
+        n = len(data.labels)
+        for _ in range(c.pretrain_epochs):
+            perm = torch.randperm(n, device=data.features.device)
+            for i in range(0, n, c.pretrain_batch):
+                idx = perm[i : i + c.pretrain_batch]
+                loss = F.cross_entropy(clf(data.features[idx]), target[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        clf.requires_grad_(False)
+
+    def _train_epoch(self, data: SeenTrainData, epoch: int) -> dict[str, float]:
+        c = self.config
+        G, D = self.nets_["generator"], self.nets_["critic"]
+        clf = self.nets_["seen_classifier"]
+        clf.requires_grad_(False)
+        opt_g, opt_d = self.optimizers_["generator"], self.optimizers_["critic"]
+        x_all, sem = data.features, data.semantics
+        target_all = _seen_positions(data)
+        n, dev = len(x_all), x_all.device
+        nz = G.noise_dim
+        sums = {"critic": 0.0, "wasserstein": 0.0, "generator": 0.0, "cls": 0.0}
+        steps = max(1, -(-n // c.batch_size))
+        for _ in range(steps):
+            # Critic: a fresh random minibatch per critic step, as the official code.
+            D.requires_grad_(True)
+            for _ in range(c.critic_steps):
+                idx = torch.randint(n, (c.batch_size,), device=dev)
+                x, a = x_all[idx], sem[data.labels[idx]]
+                z = torch.randn(len(idx), nz, device=dev)
+                with torch.no_grad():
+                    fake = G(z, a)
+                d_real, d_fake = D(x, a).mean(), D(fake, a).mean()
+                gp = gradient_penalty(lambda v, a=a: D(v, a), x, fake, c.gp_weight)
+                loss_d = d_fake - d_real + gp
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+            D.requires_grad_(False)
+            idx = torch.randint(n, (c.batch_size,), device=dev)
+            a = sem[data.labels[idx]]
+            z = torch.randn(len(idx), nz, device=dev)
+            fake = G(z, a)
+            adv = -D(fake, a).mean()
+            cls = F.cross_entropy(clf(fake), target_all[idx])
+            loss_g = adv + c.cls_weight * cls
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            sums["critic"] += loss_d.item()
+            sums["wasserstein"] += (d_real - d_fake).item()
+            sums["generator"] += adv.item()
+            sums["cls"] += cls.item()
+        return {k: v / steps for k, v in sums.items()}
+
+    def sample(self, class_semantics: torch.Tensor, n_per_class: int) -> torch.Tensor:
+        self._check_fitted()
+        G = self.nets_["generator"]
+        a = class_semantics.to(self.device).repeat_interleave(n_per_class, dim=0)
+        z = torch.randn(len(a), G.noise_dim, device=self.device)
+        with torch.no_grad():
+            return G(z, a)
+
+
+def _seen_positions(data: SeenTrainData) -> torch.Tensor:
+    """Labels as positions in ``data.seen_classes`` (the seen classifier's outputs)."""
+    pos = torch.full((data.n_classes,), -1, dtype=torch.long, device=data.labels.device)
+    pos[data.seen_classes] = torch.arange(len(data.seen_classes), device=data.labels.device)
+    return pos[data.labels]

@@ -1,0 +1,5 @@
+"""Plain ``nn.Module`` networks shared by methods (training logic lives in the methods)."""
+
+from unseen.models.mlp import MLP, ConditionalCritic, ConditionalGenerator
+
+__all__ = ["MLP", "ConditionalCritic", "ConditionalGenerator"]

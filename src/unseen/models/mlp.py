@@ -1,0 +1,86 @@
+"""MLP generators and critics of the f-CLSWGAN family.
+
+Reference:
+    Xian et al., "Feature Generating Networks for Zero-Shot Learning", CVPR 2018.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["MLP", "ConditionalCritic", "ConditionalGenerator", "init_normal"]
+
+
+def init_normal(module: nn.Module, std: float = 0.02) -> None:
+    """N(0, std) weights and zero biases for every Linear (the f-CLSWGAN initialisation)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, std)
+            nn.init.zeros_(m.bias)
+
+
+class MLP(nn.Sequential):
+    """``Linear -> LeakyReLU(slope)`` repeated over ``hidden``, then a final ``Linear``.
+
+    Args:
+        in_dim: input size.
+        hidden: sizes of the hidden layers.
+        out_dim: output size.
+        slope: LeakyReLU negative slope.
+        out_activation: ``None``, ``"relu"`` or ``"sigmoid"`` applied to the output.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: Sequence[int],
+        out_dim: int,
+        slope: float = 0.2,
+        out_activation: str | None = None,
+    ) -> None:
+        layers: list[nn.Module] = []
+        prev = in_dim
+        for h in hidden:
+            layers += [nn.Linear(prev, h), nn.LeakyReLU(slope)]
+            prev = h
+        layers.append(nn.Linear(prev, out_dim))
+        if out_activation == "relu":
+            layers.append(nn.ReLU())
+        elif out_activation == "sigmoid":
+            layers.append(nn.Sigmoid())
+        elif out_activation is not None:
+            raise ValueError(f"unknown output activation {out_activation!r}")
+        super().__init__(*layers)
+
+
+class ConditionalGenerator(nn.Module):
+    """G(z, a): noise and class semantics concatenated, through an MLP (f-CLSWGAN Sec. 3.1)."""
+
+    def __init__(
+        self,
+        noise_dim: int,
+        semantic_dim: int,
+        feature_dim: int,
+        hidden: Sequence[int] = (4096,),
+        out_activation: str | None = "relu",
+    ) -> None:
+        super().__init__()
+        self.noise_dim = noise_dim
+        self.net = MLP(noise_dim + semantic_dim, hidden, feature_dim, out_activation=out_activation)
+
+    def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z, a], dim=1))
+
+
+class ConditionalCritic(nn.Module):
+    """D(x, a): features and class semantics concatenated, to one unbounded score."""
+
+    def __init__(self, feature_dim: int, semantic_dim: int, hidden: Sequence[int] = (4096,)):
+        super().__init__()
+        self.net = MLP(feature_dim + semantic_dim, hidden, 1)
+
+    def forward(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([x, a], dim=1)).squeeze(1)

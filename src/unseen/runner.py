@@ -1,0 +1,386 @@
+"""The runner: config -> validation -> fit -> synthesize -> classifier -> metrics -> files.
+
+Protocol (see ``docs``/README "Protocol"):
+
+1. **Validation** (once, first seed): on the validation problem built from seen training data
+   only, the generator is trained for ``method.epochs``; every ``selection.eval_every`` epochs
+   (and at the last) it synthesizes each candidate number of features per pseudo-unseen
+   class, a classifier is trained on real pseudo-seen + synthetic pseudo-unseen features, and
+   validation S/U/H is measured at each candidate classifier epoch count. The best
+   (generator epochs, synthetic count, classifier epochs) by ``selection.criterion`` is kept,
+   with the calibrated-stacking gamma that maximises validation H.
+2. **Test** (every seed): the method is retrained on all seen training data for the chosen
+   number of epochs, features are synthesized for the unseen classes, the classifier is
+   trained with the chosen schedule and evaluated once on test (last epoch, no peeking).
+
+Output folder layout::
+
+    run.yaml               resolved config (a rerun with another config is refused)
+    validation/records.json, validation/checkpoint.pt
+    seed_<s>/checkpoint.pt, seed_<s>/model.pt, seed_<s>/metrics.json
+    results.json           per-seed metrics, mean ± std, the validation choice
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from unseen import __version__
+from unseen.classifiers import make_classifier
+from unseen.config import ClassifierConfig, DataConfig, RunConfig
+from unseen.data.dataset import ZSLDataset
+from unseen.data.task import ZSLTask
+from unseen.errors import ConfigError, OutputExistsError
+from unseen.eval.results import EvalResult, format_summary, summarize
+from unseen.methods.base import GenerativeMethod, config_from_dict, get_method
+
+__all__ = ["build_classifier", "load_dataset", "run", "train_and_evaluate"]
+
+_OUR_FILES = ("run.yaml", "results.json", "validation", "log.txt")
+
+
+def load_dataset(cfg: DataConfig) -> ZSLDataset:
+    """Load the dataset a :class:`DataConfig` names (xlsa17, native .npz, synthetic)."""
+    from unseen.data import (
+        DATASETS,
+        demo_dataset,
+        load_native,
+        load_xlsa17,
+        synthetic_like,
+        toy_dataset,
+    )
+
+    name = cfg.dataset
+    if name == "demo":
+        return demo_dataset()
+    if name == "toy":
+        return toy_dataset()
+    if name.endswith(".npz"):
+        return load_native(name)
+    if name.lower().endswith("-synthetic"):
+        base = name[: -len("-synthetic")]
+        _need_root(cfg, base)
+        return synthetic_like(cfg.root, base)
+    _need_root(cfg, name)
+    if name.upper() not in DATASETS and not (Path(cfg.root) / name).is_dir():
+        raise ConfigError(
+            f"unknown dataset '{name}': expected one of {', '.join(DATASETS)}, 'demo', 'toy', "
+            f"'<NAME>-synthetic', a native .npz file, or a folder under {cfg.root}"
+        )
+    return load_xlsa17(cfg.root, name, features=cfg.features, semantics=cfg.semantics)
+
+
+def _need_root(cfg: DataConfig, name: str) -> None:
+    if not cfg.root:
+        raise ConfigError(f"dataset '{name}' needs --data-root (the folder holding {name}/)")
+
+
+def build_classifier(cfg: ClassifierConfig, device: str, seed: int):
+    """The final classifier of a config (softmax, bilinear or nearest prototype)."""
+    if cfg.kind == "prototype":
+        return make_classifier("prototype", device=device)
+    common = {
+        "lr": cfg.lr,
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "weight_decay": cfg.weight_decay,
+        "device": device,
+        "seed": seed,
+    }
+    if cfg.kind == "softmax":
+        return make_classifier("softmax", beta1=cfg.beta1, **common)
+    if cfg.kind == "bilinear":
+        return make_classifier("bilinear", momentum=cfg.momentum, lr_decay=cfg.lr_decay, **common)
+    return make_classifier(cfg.kind)  # raises ConfigError naming the valid kinds
+
+
+def train_and_evaluate(
+    task: ZSLTask,
+    method: GenerativeMethod,
+    n_synthetic: int,
+    cfg: ClassifierConfig,
+    *,
+    seed: int,
+    device: str = "cpu",
+    gamma: float | None = None,
+    classifier_epochs: list[int] | None = None,
+) -> dict[int, EvalResult]:
+    """Synthesize, train the final classifiers, evaluate. Returns {classifier epochs: result}.
+
+    With ``classifier_epochs`` the GZSL classifier is evaluated at each of those epoch counts
+    along one run (used on validation); otherwise only after its last epoch.
+    """
+    data = task.train
+    # Evaluation must not disturb the method's training RNG stream (validation callbacks).
+    with torch.random.fork_rng(devices=[] if method.device.type != "cuda" else [method.device]):
+        torch.manual_seed(10_007 * seed + 17)
+        x_u, y_u = method.synthesize(task.unseen_classes, data.semantics, n_synthetic)
+        x = torch.cat([data.features, x_u])
+        y = torch.cat([data.labels, y_u])
+        sem = data.semantics
+        results: dict[int, EvalResult] = {}
+        if cfg.kind == "prototype":
+            gzsl = build_classifier(cfg, device, seed).fit(x, y, task.classes, sem[task.classes])
+            zsl = build_classifier(cfg, device, seed).fit(
+                x_u, y_u, task.unseen_classes, sem[task.unseen_classes]
+            )
+            results[0] = task.evaluate(gzsl, zsl, gamma=gamma)
+            return results
+        if classifier_epochs:
+            wanted = set(classifier_epochs)
+
+            def record(epoch: int, clf) -> None:
+                if epoch in wanted:
+                    results[epoch] = task.evaluate(clf, gamma=gamma)
+
+            run_cfg = config_from_dict(
+                ClassifierConfig, {**cfg.__dict__, "epochs": max(wanted)}, "classifier"
+            )
+            build_classifier(run_cfg, device, seed).fit(
+                x, y, task.classes, sem[task.classes], epoch_callback=record
+            )
+            return results
+        gzsl = build_classifier(cfg, device, seed).fit(x, y, task.classes, sem[task.classes])
+        # CZSL uses a classifier over unseen classes trained on synthetic features only, as
+        # f-CLSWGAN does; GZSL one over all classes on real seen + synthetic unseen.
+        zsl = build_classifier(cfg, device, seed).fit(
+            x_u, y_u, task.unseen_classes, sem[task.unseen_classes]
+        )
+        results[cfg.epochs] = task.evaluate(gzsl, zsl, gamma=gamma)
+        return results
+
+
+# ---------------------------------------------------------------------- files
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def _prepare_out(out: Path, cfg: RunConfig, force: bool) -> None:
+    """Refuse to overwrite results; resume a run of the same config."""
+    resolved = cfg.to_dict()
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"output path {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        ours = (out / "run.yaml").exists()
+        if not ours:
+            raise OutputExistsError(
+                f"output folder {out} is not empty and holds no unseen run (no run.yaml); "
+                "choose an empty or new folder"
+            )
+        if force:
+            # Only remove what unseen wrote: nothing else in the folder is touched.
+            for p in out.iterdir():
+                if p.name in _OUR_FILES or p.name.startswith("seed_"):
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+        else:
+            previous = yaml.safe_load((out / "run.yaml").read_text())
+            if (out / "results.json").exists():
+                raise OutputExistsError(
+                    f"output folder {out} already holds finished results (results.json); "
+                    "pass --force to replace them or choose another --out"
+                )
+            if previous != resolved:
+                raise OutputExistsError(
+                    f"output folder {out} holds an unfinished run with another config "
+                    "(run.yaml differs); pass --force to start over or choose another --out"
+                )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+
+def _log(out: Path, msg: str, echo: bool) -> None:
+    with open(out / "log.txt", "a") as f:
+        f.write(msg + "\n")
+    if echo:
+        print(msg, flush=True)
+
+
+# ---------------------------------------------------------------------- protocol
+def select_on_validation(
+    task: ZSLTask,
+    cfg: RunConfig,
+    out: Path | None,
+    *,
+    progress: bool = False,
+    echo: bool = True,
+) -> dict[str, Any]:
+    """Step 1 of the protocol: choose epochs, synthetic count, classifier epochs, gamma."""
+    method_cls = get_method(cfg.method)
+    mcfg = config_from_dict(
+        method_cls.config_class,
+        {**method_cls.config_class().__dict__, **cfg.method_params},
+        "method",
+    )
+    sel = cfg.selection
+    seed = cfg.seeds[0]
+    val = task.validation(holdout=sel.holdout, seed=seed)
+    records_path = out / "validation" / "records.json" if out else None
+    records: list[dict[str, Any]] = []
+    if records_path and records_path.exists():
+        records = json.loads(records_path.read_text())
+    done = {(r["epoch"], r["n_synthetic"], r["classifier_epochs"]) for r in records}
+    eval_epochs = sorted(
+        {e for e in range(sel.eval_every, mcfg.epochs + 1, max(1, sel.eval_every))}
+        | {mcfg.epochs}
+    )
+    cl_epochs = sorted(sel.classifier_epochs) or [cfg.classifier.epochs]
+    if cfg.classifier.kind == "prototype":
+        cl_epochs = [0]
+
+    def on_epoch(epoch: int, method: GenerativeMethod) -> None:
+        if epoch not in eval_epochs:
+            return
+        for n in sel.n_synthetic:
+            if all((epoch, n, ce) in done for ce in cl_epochs):
+                continue
+            res = train_and_evaluate(
+                val,
+                method,
+                n,
+                cfg.classifier,
+                seed=seed,
+                device=cfg.device,
+                classifier_epochs=None if cfg.classifier.kind == "prototype" else cl_epochs,
+            )
+            for ce, r in sorted(res.items()):
+                records.append(
+                    {"epoch": epoch, "n_synthetic": n, "classifier_epochs": ce, **r.to_dict()}
+                )
+                done.add((epoch, n, ce))
+                _log_val(out, epoch, n, ce, r, echo)
+            if records_path:
+                _write_json(records_path, records)
+
+    t0 = time.time()
+    method = method_cls(mcfg, device=cfg.device, seed=seed)
+    ckpt = out / "validation" / "checkpoint.pt" if out else None
+    method.fit(val.train, callback=on_epoch, checkpoint=ckpt, progress=progress)
+    key = "h_cal_best" if sel.criterion == "h_cal" else "h"
+    for r in records:
+        r["h_cal_best"] = r["extra"].get("h_at_best_gamma", r["h"])
+    best = max(records, key=lambda r: (r[key], r["epoch"] * -1))
+    choice = {
+        "epochs": best["epoch"],
+        "n_synthetic": best["n_synthetic"],
+        "classifier_epochs": best["classifier_epochs"],
+        "gamma": best["best_gamma"] if sel.calibrate else None,
+        "criterion": sel.criterion,
+        "validation": {k: best[k] for k in ("t1", "s", "u", "h", "ausuc", "h_cal_best")},
+        "validation_task": val.describe(),
+        "seconds": round(time.time() - t0, 1),
+    }
+    return {"choice": choice, "records": records}
+
+
+def _log_val(out, epoch, n, ce, r: EvalResult, echo: bool) -> None:
+    msg = (
+        f"[validation] epoch {epoch:4d} n_syn {n:5d} clf_epochs {ce:3d}: "
+        f"T1 {r.t1:5.1f} S {r.s:5.1f} U {r.u:5.1f} H {r.h:5.1f} "
+        f"(H {r.extra.get('h_at_best_gamma', r.h):5.1f} at gamma {r.best_gamma:.3g})"
+    )
+    if out is not None:
+        _log(out, msg, echo)
+    elif echo:
+        print(msg, flush=True)
+
+
+def run(
+    cfg: RunConfig,
+    out: str | Path,
+    *,
+    force: bool = False,
+    progress: bool = False,
+    echo: bool = True,
+    dataset: ZSLDataset | None = None,
+) -> dict[str, Any]:
+    """Run the whole protocol for every seed; resumable; returns the results dict."""
+    out = Path(out)
+    ds = dataset if dataset is not None else load_dataset(cfg.data)
+    task = ZSLTask(
+        ds,
+        feature_transform=cfg.data.feature_transform,
+        semantic_transform=cfg.data.semantic_transform,
+        transductive=cfg.data.transductive,
+    )
+    _prepare_out(out, cfg, force)
+    if ds.synthetic:
+        _log(out, f"NOTE: {ds.name} has SYNTHETIC features; these are not benchmark results.", echo)
+    for q in ds.quirks:
+        _log(out, f"data quirk: {q}", echo)
+    selection = select_on_validation(task, cfg, out, progress=progress, echo=echo)
+    choice = selection["choice"]
+    _log(out, f"[validation] chosen: {json.dumps({k: choice[k] for k in list(choice)[:5]})}", echo)
+
+    method_cls = get_method(cfg.method)
+    mcfg = config_from_dict(
+        method_cls.config_class,
+        {**method_cls.config_class().__dict__, **cfg.method_params, "epochs": choice["epochs"]},
+        "method",
+    )
+    ccfg = cfg.classifier
+    if choice["classifier_epochs"]:
+        ccfg = config_from_dict(
+            ClassifierConfig,
+            {**cfg.classifier.__dict__, "epochs": choice["classifier_epochs"]},
+            "classifier",
+        )
+    per_seed: dict[str, Any] = {}
+    for seed in cfg.seeds:
+        sdir = out / f"seed_{seed}"
+        mpath = sdir / "metrics.json"
+        if mpath.exists():
+            per_seed[str(seed)] = json.loads(mpath.read_text())
+            _log(out, f"[seed {seed}] already done: {EvalResult.from_dict(per_seed[str(seed)]['result']).line()}", echo)
+            continue
+        t0 = time.time()
+        method = method_cls(mcfg, device=cfg.device, seed=seed)
+        method.fit(task.train, checkpoint=sdir / "checkpoint.pt", progress=progress)
+        t_fit = time.time() - t0
+        method.save(sdir / "model.pt")
+        res = train_and_evaluate(
+            task, method, choice["n_synthetic"], ccfg, seed=seed, device=cfg.device,
+            gamma=choice["gamma"],
+        )
+        result = next(iter(res.values()))
+        entry = {
+            "seed": seed,
+            "result": result.to_dict(),
+            "fit_seconds": round(t_fit, 1),
+            "total_seconds": round(time.time() - t0, 1),
+            "history": method.history_,
+        }
+        _write_json(mpath, entry)
+        per_seed[str(seed)] = entry
+        _log(out, f"[seed {seed}] test: {result.line()}", echo)
+    results = [EvalResult.from_dict(e["result"]) for e in per_seed.values()]
+    summary = summarize(results)
+    report = {
+        "unseen_version": __version__,
+        "method": cfg.method,
+        "dataset": ds.name,
+        "synthetic_features": ds.synthetic,
+        "task": task.describe(),
+        "config": cfg.to_dict(),
+        "validation": selection,
+        "seeds": per_seed,
+        "summary": summary,
+        "device": cfg.device,
+        "torch": torch.__version__,
+    }
+    _write_json(out / "results.json", report)
+    _log(out, f"{cfg.method} on {ds.name} (test, {task.describe()['n_unseen_classes']} unseen classes) "
+         + format_summary(summary), echo)
+    return report
