@@ -1,0 +1,126 @@
+"""The shared suite every registered method must pass (sklearn's parametrize_with_checks idea).
+
+Each method is fitted a couple of epochs on a tiny problem with tiny networks; the sizes come
+from ``TINY`` (methods without an entry use their defaults, so keep those small-capable).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from tinydata import tiny_dataset
+
+from unseen.data.task import ZSLTask
+from unseen.errors import ConfigError, DataError
+from unseen.methods import GenerativeMethod, available_methods, get_method
+
+# Tiny settings per method so the suite stays fast; add one line per new method.
+TINY: dict[str, dict] = {
+    "clswgan": dict(
+        epochs=2, batch_size=16, hidden_g=16, hidden_d=16, critic_steps=2, pretrain_epochs=2
+    ),
+}
+
+METHODS = sorted(available_methods())
+
+
+@pytest.fixture(scope="module")
+def task() -> ZSLTask:
+    return ZSLTask(tiny_dataset(n_per_class=12))
+
+
+def make(name: str, seed: int = 0, **kw) -> GenerativeMethod:
+    return get_method(name)(seed=seed, **{**TINY.get(name, {}), **kw})
+
+
+def test_registry_lists_methods():
+    assert "clswgan" in METHODS
+    with pytest.raises(ConfigError, match="unknown method"):
+        get_method("no-such-method")
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_fit_and_sample_shapes(name, task):
+    m = make(name).fit(task.train)
+    assert m.epoch_ == m.config.epochs and len(m.history_) == m.config.epochs
+    assert all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in m.history_)
+    sem = task.train.semantics[task.unseen_classes]
+    x = m.sample(sem, 5)
+    assert x.shape == (len(sem) * 5, task.train.feature_dim)
+    assert torch.isfinite(x).all()
+    xs, ys = m.synthesize(task.unseen_classes, task.train.semantics, 3)
+    assert xs.shape[0] == ys.shape[0] == 3 * len(task.unseen_classes)
+    assert ys.tolist() == task.unseen_classes.repeat_interleave(3).tolist()
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_same_seed_same_result(name, task):
+    sem = task.train.semantics[task.unseen_classes]
+    out = []
+    for seed in (0, 0, 1):
+        m = make(name, seed=seed).fit(task.train)
+        torch.manual_seed(123)
+        out.append(m.sample(sem, 4))
+    assert torch.equal(out[0], out[1])
+    assert not torch.equal(out[0], out[2])
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_save_load_round_trip(name, task, tmp_path):
+    m = make(name).fit(task.train)
+    m.save(tmp_path / "m.pt")
+    loaded = GenerativeMethod.load(tmp_path / "m.pt")
+    assert type(loaded) is type(m) and loaded.config == m.config
+    sem = task.train.semantics[task.unseen_classes]
+    torch.manual_seed(5)
+    a = m.sample(sem, 4)
+    torch.manual_seed(5)
+    b = loaded.sample(sem, 4)
+    torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_resume_after_kill_equals_uninterrupted(name, task, tmp_path):
+    full = make(name, epochs=3).fit(task.train)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_2(epoch, _m):
+        if epoch == 2:
+            raise Killed
+
+    ckpt = tmp_path / "ckpt.pt"
+    with pytest.raises(Killed):
+        make(name, epochs=3).fit(task.train, checkpoint=ckpt, callback=kill_at_2)
+    resumed = make(name, epochs=3).fit(task.train, checkpoint=ckpt)
+    assert resumed.epoch_ == 3
+    for (k, a), (_, b) in zip(
+        full.nets_.state_dict().items(), resumed.nets_.state_dict().items(), strict=True
+    ):
+        torch.testing.assert_close(a, b, msg=k)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_checkpoint_from_other_config_is_refused(name, task, tmp_path):
+    ckpt = tmp_path / "ckpt.pt"
+    make(name, epochs=1).fit(task.train, checkpoint=ckpt)
+    other = dataclasses.replace(make(name).config, batch_size=7)
+    with pytest.raises(ConfigError, match="another"):
+        get_method(name)(other).fit(task.train, checkpoint=ckpt)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_contract_errors(name, task, tmp_path):
+    with pytest.raises(RuntimeError, match="fit"):
+        make(name).sample(task.train.semantics[:2], 2)
+    with pytest.raises(TypeError, match="seen training data"):
+        make(name).fit(task)  # the task itself is not accepted: only task.train
+    with pytest.raises(ConfigError, match="unknown method config key"):
+        make(name, not_a_key=1)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(DataError, match="bad.pt"):
+        GenerativeMethod.load(bad)
