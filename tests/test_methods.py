@@ -10,8 +10,8 @@ import dataclasses
 
 import pytest
 import torch
-from tinydata import tiny_dataset
 
+from tinydata import tiny_dataset
 from unseen.data.task import ZSLTask
 from unseen.errors import ConfigError, DataError
 from unseen.methods import GenerativeMethod, available_methods, get_method
@@ -114,7 +114,7 @@ def test_checkpoint_from_other_config_is_refused(name, task, tmp_path):
 
 @pytest.mark.parametrize("name", METHODS)
 def test_contract_errors(name, task, tmp_path):
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(RuntimeError, match=r"fit"):
         make(name).sample(task.train.semantics[:2], 2)
     with pytest.raises(TypeError, match="seen training data"):
         make(name).fit(task)  # the task itself is not accepted: only task.train
@@ -122,5 +122,5 @@ def test_contract_errors(name, task, tmp_path):
         make(name, not_a_key=1)
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a torch file")
-    with pytest.raises(DataError, match="bad.pt"):
+    with pytest.raises(DataError, match=r"bad\.pt"):
         GenerativeMethod.load(bad)

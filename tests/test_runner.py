@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from tinydata import tiny_dataset
 
 import unseen.runner as runner_mod
+from tinydata import tiny_dataset
 from unseen.config import resolve_run_config
 from unseen.errors import OutputExistsError
 from unseen.runner import run
@@ -95,6 +95,6 @@ def test_finished_results_are_not_overwritten(tmp_path):
 def test_foreign_folder_is_refused(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "thesis.tex").write_text("precious")
-    with pytest.raises(OutputExistsError, match="no run.yaml"):
+    with pytest.raises(OutputExistsError, match=r"no run\.yaml"):
         _run(tmp_path / "x", force=True)
     assert (tmp_path / "x" / "thesis.tex").read_text() == "precious"

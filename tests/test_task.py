@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tinydata import tiny_dataset
 
+from tinydata import tiny_dataset
 from unseen.data.task import SeenTrainData, ZSLTask
 from unseen.errors import ConfigError, DataError
 
@@ -123,7 +123,7 @@ def test_validation_reports_best_gamma():
 
 
 def test_evaluate_refuses_classifier_missing_classes():
-    task, ds = _task()
+    task, _ = _task()
 
     class Partial:
         classes_ = task.seen_classes

@@ -127,11 +127,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     print(head)
     print("-" * len(head))
     for r in reports:
-        su = (
-            f"{r.n_seen_classes}/{r.n_unseen_classes}"
-            if r.n_seen_classes is not None
-            else "?"
-        )
+        su = f"{r.n_seen_classes}/{r.n_unseen_classes}" if r.n_seen_classes is not None else "?"
         feats = (
             f"{Path(r.features_file).name}: {r.n_images} x {r.feature_dim}"
             if r.features_present

@@ -223,9 +223,13 @@ def resolve_run_config(
     _build(method_cls.config_class, {**defaults, **params}, "method")
     cfg.method_params = dict(params)
     if cfg.selection.criterion not in ("h", "h_cal"):
-        raise ConfigError(f"selection.criterion must be 'h' or 'h_cal', got {cfg.selection.criterion!r}")
+        raise ConfigError(
+            f"selection.criterion must be 'h' or 'h_cal', got {cfg.selection.criterion!r}"
+        )
     if not cfg.selection.n_synthetic or any(n <= 0 for n in cfg.selection.n_synthetic):
-        raise ConfigError(f"selection.n_synthetic must be positive counts, got {cfg.selection.n_synthetic}")
+        raise ConfigError(
+            f"selection.n_synthetic must be positive counts, got {cfg.selection.n_synthetic}"
+        )
     if any(e > cfg.classifier.epochs or e <= 0 for e in cfg.selection.classifier_epochs):
         raise ConfigError(
             f"selection.classifier_epochs {cfg.selection.classifier_epochs} must lie in "

@@ -233,8 +233,7 @@ def select_on_validation(
         records = json.loads(records_path.read_text())
     done = {(r["epoch"], r["n_synthetic"], r["classifier_epochs"]) for r in records}
     eval_epochs = sorted(
-        {e for e in range(sel.eval_every, mcfg.epochs + 1, max(1, sel.eval_every))}
-        | {mcfg.epochs}
+        {e for e in range(sel.eval_every, mcfg.epochs + 1, max(1, sel.eval_every))} | {mcfg.epochs}
     )
     cl_epochs = sorted(sel.classifier_epochs) or [cfg.classifier.epochs]
     if cfg.classifier.kind == "prototype":
@@ -343,7 +342,8 @@ def run(
         mpath = sdir / "metrics.json"
         if mpath.exists():
             per_seed[str(seed)] = json.loads(mpath.read_text())
-            _log(out, f"[seed {seed}] already done: {EvalResult.from_dict(per_seed[str(seed)]['result']).line()}", echo)
+            done = EvalResult.from_dict(per_seed[str(seed)]["result"])
+            _log(out, f"[seed {seed}] already done: {done.line()}", echo)
             continue
         t0 = time.time()
         method = method_cls(mcfg, device=cfg.device, seed=seed)
@@ -351,7 +351,12 @@ def run(
         t_fit = time.time() - t0
         method.save(sdir / "model.pt")
         res = train_and_evaluate(
-            task, method, choice["n_synthetic"], ccfg, seed=seed, device=cfg.device,
+            task,
+            method,
+            choice["n_synthetic"],
+            ccfg,
+            seed=seed,
+            device=cfg.device,
             gamma=choice["gamma"],
         )
         result = next(iter(res.values()))
@@ -381,6 +386,10 @@ def run(
         "torch": torch.__version__,
     }
     _write_json(out / "results.json", report)
-    _log(out, f"{cfg.method} on {ds.name} (test, {task.describe()['n_unseen_classes']} unseen classes) "
-         + format_summary(summary), echo)
+    _log(
+        out,
+        f"{cfg.method} on {ds.name} (test, {task.describe()['n_unseen_classes']} unseen classes) "
+        + format_summary(summary),
+        echo,
+    )
     return report

@@ -96,7 +96,9 @@ class ZSLDataset:
         name = self.name
         sem = self.semantics
         if sem.ndim != 2:
-            raise DataError(f"{name}: class semantics must be 2-D (classes x dims), got {sem.shape}")
+            raise DataError(
+                f"{name}: class semantics must be 2-D (classes x dims), got {sem.shape}"
+            )
         if not np.all(np.isfinite(sem)):
             raise DataError(f"{name}: class semantics contain NaN or inf values")
         if len(self.class_names) != sem.shape[0]:
@@ -108,7 +110,9 @@ class ZSLDataset:
             return
         feats, labels = self.features, self.labels
         if feats.ndim != 2:
-            raise DataError(f"{name}: features must be 2-D (images x dims), got shape {feats.shape}")
+            raise DataError(
+                f"{name}: features must be 2-D (images x dims), got shape {feats.shape}"
+            )
         if labels is None or labels.shape != (feats.shape[0],):
             got = None if labels is None else labels.shape
             raise DataError(

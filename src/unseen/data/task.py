@@ -255,7 +255,7 @@ class ZSLTask:
         for c in pseudo_seen:
             idx = self._train_idx[labels == c]
             idx = idx[rng.permutation(len(idx))]
-            n_held = int(round(holdout * len(idx))) if len(idx) > 1 else 0
+            n_held = round(holdout * len(idx)) if len(idx) > 1 else 0
             n_held = min(max(n_held, 1 if len(idx) > 1 else 0), len(idx) - 1)
             held_parts.append(idx[:n_held])
             train_parts.append(idx[n_held:])
@@ -325,9 +325,7 @@ class ZSLTask:
             result.extra["h_at_best_gamma"] = 100 * h_best
         if gamma is not None:
             sc = per_class_accuracy(y_seen, calibrated_predict(s_seen, classes, seen_np, gamma))
-            uc = per_class_accuracy(
-                y_unseen, calibrated_predict(s_unseen, classes, seen_np, gamma)
-            )
+            uc = per_class_accuracy(y_unseen, calibrated_predict(s_unseen, classes, seen_np, gamma))
             result.gamma = float(gamma)
             result.s_cal, result.u_cal = 100 * sc, 100 * uc
             result.h_cal = 100 * harmonic_mean(sc, uc)

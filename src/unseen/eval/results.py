@@ -76,9 +76,7 @@ def summarize(results: list[EvalResult]) -> dict[str, dict[str, Any]]:
         if not values:
             continue
         mean = sum(values) / len(values)
-        var = (
-            sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
-        )
+        var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
         out[key] = {"mean": mean, "std": math.sqrt(var), "values": values}
     return out
 

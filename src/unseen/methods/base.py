@@ -99,8 +99,7 @@ def config_from_dict(cls: type, values: dict[str, Any], where: str = "method") -
                 value = list(value) if isinstance(value, list | tuple) else [value]
         except (TypeError, ValueError):
             raise ConfigError(
-                f"{where} config key '{key}' expects a {type(default).__name__}, "
-                f"got {value!r}"
+                f"{where} config key '{key}' expects a {type(default).__name__}, got {value!r}"
             ) from None
         setattr(out, key, value)
     return out
@@ -160,7 +159,7 @@ class GenerativeMethod(ABC):
     def _build(self, dims: dict[str, int]) -> None:
         """Create ``self.nets_`` (an ``nn.ModuleDict``) and ``self.optimizers_`` from sizes."""
 
-    def _prepare(self, data: SeenTrainData) -> None:
+    def _prepare(self, data: SeenTrainData) -> None:  # noqa: B027  (optional hook)
         """Data-dependent set-up run once before the first epoch (not on resume)."""
 
     @abstractmethod
