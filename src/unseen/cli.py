@@ -77,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="output folder (default runs/<method>-<dataset>)")
     r.add_argument("--force", action="store_true", help="replace finished results in --out")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument(
+        "--validate-only",
+        action="store_true",
+        help="only choose hyper-parameters on the validation problem; never touch test",
+    )
 
     m = sub.add_parser(
         "demo", help="a one-minute run of f-CLSWGAN on built-in synthetic data (no download)"
@@ -168,21 +173,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     out = args.out or f"runs/{args.method}-{Path(args.dataset).stem}"
     print(f"unseen {__version__}: {args.method} on {args.dataset} -> {out}", flush=True)
-    run(cfg, out, force=args.force, progress=not args.quiet and sys.stderr.isatty())
-    print(f"results: {Path(out) / 'results.json'}")
+    run(
+        cfg,
+        out,
+        force=args.force,
+        progress=not args.quiet and sys.stderr.isatty(),
+        validate_only=args.validate_only,
+    )
+    what = "validation/selection.json" if args.validate_only else "results.json"
+    print(f"results: {Path(out) / what}")
     return 0
 
 
 DEMO_OVERRIDES = {
     "method": {
-        "epochs": 20,
+        "epochs": 30,
         "hidden_g": 256,
         "hidden_d": 256,
         "cls_weight": 0.1,
         "pretrain_epochs": 20,
         "lr": 1e-3,
     },
-    "classifier": {"epochs": 20, "lr": 1e-3},
+    "classifier": {"epochs": 20, "lr": 1e-3, "batch_size": 128},
     "selection": {"eval_every": 10, "n_synthetic": [50, 200], "classifier_epochs": [10, 20]},
 }
 

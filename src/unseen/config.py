@@ -82,7 +82,9 @@ class SelectionConfig:
         n_synthetic: candidate numbers of synthetic features per unseen class.
         classifier_epochs: candidate classifier epoch counts (each <= classifier.epochs),
             evaluated along one classifier run; empty = use classifier.epochs.
-        criterion: ``h`` (uncalibrated harmonic mean) or ``h_cal`` (after calibration).
+        criterion: ``h_cal`` (default: validation H at the best calibration gamma, a smoother
+            criterion than the raw H, which a slight seen bias can drive to 0) or ``h``
+            (uncalibrated harmonic mean).
         calibrate: choose calibrated stacking's gamma on validation and report it.
     """
 
@@ -90,7 +92,7 @@ class SelectionConfig:
     eval_every: int = 5
     n_synthetic: list[int] = field(default_factory=lambda: [300])
     classifier_epochs: list[int] = field(default_factory=list)
-    criterion: str = "h"
+    criterion: str = "h_cal"
     calibrate: bool = True
 
 

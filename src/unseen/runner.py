@@ -304,8 +304,13 @@ def run(
     progress: bool = False,
     echo: bool = True,
     dataset: ZSLDataset | None = None,
+    validate_only: bool = False,
 ) -> dict[str, Any]:
-    """Run the whole protocol for every seed; resumable; returns the results dict."""
+    """Run the whole protocol for every seed; resumable; returns the results dict.
+
+    With ``validate_only`` only step 1 runs (the test split is never scored) and the
+    validation records and choice are written to ``OUT/validation/selection.json``.
+    """
     out = Path(out)
     ds = dataset if dataset is not None else load_dataset(cfg.data)
     task = ZSLTask(
@@ -322,6 +327,9 @@ def run(
     selection = select_on_validation(task, cfg, out, progress=progress, echo=echo)
     choice = selection["choice"]
     _log(out, f"[validation] chosen: {json.dumps({k: choice[k] for k in list(choice)[:5]})}", echo)
+    if validate_only:
+        _write_json(out / "validation" / "selection.json", selection)
+        return {"validation": selection, "config": cfg.to_dict(), "dataset": ds.name}
 
     method_cls = get_method(cfg.method)
     mcfg = config_from_dict(
