@@ -59,7 +59,11 @@ class DataConfig:
 
 @dataclass
 class ClassifierConfig:
-    """The final classifier trained on real seen + synthetic unseen features."""
+    """The final classifier trained on real seen + synthetic unseen features.
+
+    ``kind``: ``softmax``, ``bilinear``, ``prototype`` (class means of real seen + synthetic
+    unseen features) or ``method`` (the method's own classifier, e.g. IZF-NBC).
+    """
 
     kind: str = "softmax"
     lr: float = 1e-3
@@ -237,6 +241,9 @@ def resolve_run_config(
             f"selection.classifier_epochs {cfg.selection.classifier_epochs} must lie in "
             f"[1, classifier.epochs={cfg.classifier.epochs}]"
         )
+    kinds = ("softmax", "bilinear", "prototype", "method")
+    if cfg.classifier.kind not in kinds:
+        raise ConfigError(f"unknown classifier.kind {cfg.classifier.kind!r}; valid: {kinds}")
     if not cfg.seeds:
         raise ConfigError("at least one seed is needed")
     return cfg

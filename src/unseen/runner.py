@@ -128,6 +128,11 @@ def train_and_evaluate(
         y = torch.cat([data.labels, y_u])
         sem = data.semantics
         results: dict[int, EvalResult] = {}
+        if cfg.kind == "method":
+            gzsl = method.own_classifier(task.classes, sem[task.classes])
+            zsl = method.own_classifier(task.unseen_classes, sem[task.unseen_classes])
+            results[0] = task.evaluate(gzsl, zsl, gamma=gamma)
+            return results
         if cfg.kind == "prototype":
             gzsl = build_classifier(cfg, device, seed).fit(x, y, task.classes, sem[task.classes])
             zsl = build_classifier(cfg, device, seed).fit(
@@ -236,7 +241,7 @@ def select_on_validation(
         {e for e in range(sel.eval_every, mcfg.epochs + 1, max(1, sel.eval_every))} | {mcfg.epochs}
     )
     cl_epochs = sorted(sel.classifier_epochs) or [cfg.classifier.epochs]
-    if cfg.classifier.kind == "prototype":
+    if cfg.classifier.kind in ("prototype", "method"):
         cl_epochs = [0]
 
     def on_epoch(epoch: int, method: GenerativeMethod) -> None:
@@ -252,7 +257,7 @@ def select_on_validation(
                 cfg.classifier,
                 seed=seed,
                 device=cfg.device,
-                classifier_epochs=None if cfg.classifier.kind == "prototype" else cl_epochs,
+                classifier_epochs=None if cl_epochs == [0] else cl_epochs,
             )
             for ce, r in sorted(res.items()):
                 records.append(

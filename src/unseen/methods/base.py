@@ -170,6 +170,15 @@ class GenerativeMethod(ABC):
     def sample(self, class_semantics: torch.Tensor, n_per_class: int) -> torch.Tensor:
         """``(K * n_per_class, d)`` synthetic features, class-major, for ``(K, d_a)`` semantics."""
 
+    def own_classifier(self, classes: torch.Tensor, class_semantics: torch.Tensor) -> Any:
+        """A fitted scorer (``classes_``, ``predict_scores``) for methods that classify
+        themselves (e.g. IZF-NBC's nearest prototype f^-1([c, 0])). Used with
+        ``classifier.kind: method``; the default says the method has none."""
+        raise ConfigError(
+            f"{self.name} has no classifier of its own; use classifier.kind softmax, "
+            "bilinear or prototype"
+        )
+
     # ------------------------------------------------------------------ provided
     def dims_from(self, data: SeenTrainData) -> dict[str, int]:
         return {
