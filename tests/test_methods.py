@@ -21,6 +21,9 @@ TINY: dict[str, dict] = {
     "clswgan": dict(
         epochs=2, batch_size=16, hidden_g=16, hidden_d=16, critic_steps=2, pretrain_epochs=2
     ),
+    "gmn": dict(
+        epochs=2, batch_size=16, noise_dim=4, hidden_g=(16,), hidden_d=(16,), critic_steps=2
+    ),
 }
 
 METHODS = sorted(available_methods())

@@ -63,6 +63,10 @@ class ClassifierConfig:
 
     ``kind``: ``softmax``, ``bilinear``, ``prototype`` (class means of real seen + synthetic
     unseen features) or ``method`` (the method's own classifier, e.g. IZF-NBC).
+    ``zsl_train``: what the CZSL classifier is trained on: ``synthetic`` (a classifier over
+    the unseen classes on synthetic unseen features only, f-CLSWGAN) or ``all`` (the GZSL
+    classifier trained on real seen + synthetic unseen, scored on unseen columns only, GMN
+    Sec. 3.4).
     """
 
     kind: str = "softmax"
@@ -73,6 +77,7 @@ class ClassifierConfig:
     weight_decay: float = 0.0
     momentum: float = 0.9
     lr_decay: float = 1.0
+    zsl_train: str = "synthetic"
 
 
 @dataclass
@@ -240,6 +245,10 @@ def resolve_run_config(
         raise ConfigError(
             f"selection.classifier_epochs {cfg.selection.classifier_epochs} must lie in "
             f"[1, classifier.epochs={cfg.classifier.epochs}]"
+        )
+    if cfg.classifier.zsl_train not in ("synthetic", "all"):
+        raise ConfigError(
+            f"classifier.zsl_train must be 'synthetic' or 'all', got {cfg.classifier.zsl_train!r}"
         )
     kinds = ("softmax", "bilinear", "prototype", "method")
     if cfg.classifier.kind not in kinds:

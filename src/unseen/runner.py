@@ -156,10 +156,13 @@ def train_and_evaluate(
             return results
         gzsl = build_classifier(cfg, device, seed).fit(x, y, task.classes, sem[task.classes])
         # CZSL uses a classifier over unseen classes trained on synthetic features only, as
-        # f-CLSWGAN does; GZSL one over all classes on real seen + synthetic unseen.
-        zsl = build_classifier(cfg, device, seed).fit(
-            x_u, y_u, task.unseen_classes, sem[task.unseen_classes]
-        )
+        # f-CLSWGAN does (zsl_train "synthetic"), or the GZSL classifier's unseen columns
+        # (zsl_train "all", GMN); GZSL one over all classes on real seen + synthetic unseen.
+        zsl = None
+        if cfg.zsl_train == "synthetic":
+            zsl = build_classifier(cfg, device, seed).fit(
+                x_u, y_u, task.unseen_classes, sem[task.unseen_classes]
+            )
         results[cfg.epochs] = task.evaluate(gzsl, zsl, gamma=gamma)
         return results
 

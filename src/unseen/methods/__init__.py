@@ -8,10 +8,13 @@ from unseen.methods.base import (
     register,
 )
 from unseen.methods.clswgan import CLSWGAN, CLSWGANConfig
+from unseen.methods.gmn import GMN, GMNConfig
 
 __all__ = [
     "CLSWGAN",
+    "GMN",
     "CLSWGANConfig",
+    "GMNConfig",
     "GenerativeMethod",
     "MethodConfig",
     "available_methods",

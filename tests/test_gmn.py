@@ -1,0 +1,115 @@
+"""GMN: latent-noise generator, the critic variants, the transductive guard, the runner path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tinydata import tiny_dataset
+from unseen.config import resolve_run_config
+from unseen.data.task import ZSLTask
+from unseen.errors import ConfigError
+from unseen.methods.gmn import GMN, VARIANTS
+from unseen.models.gmn import GMNGenerator
+from unseen.runner import run
+
+TINY = dict(epochs=2, batch_size=16, noise_dim=4, hidden_g=(16,), hidden_d=(16,), critic_steps=2)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_dataset(n_per_class=12)
+
+
+@pytest.mark.parametrize("mu_tanh", [False, True])
+def test_latent_reparameterisation_has_the_right_mean_and_covariance(mu_tanh):
+    torch.manual_seed(0)
+    G = GMNGenerator(3, 5, noise_dim=4, hidden=(8,), mu_tanh=mu_tanh)
+    with torch.no_grad():
+        G.log_cov.weight.normal_(0, 0.5)
+        G.log_cov.bias.normal_(0, 0.5)
+    a = torch.rand(1, 3)
+    mu, cov = G.latent_params(a)
+    n = 200_000
+    with torch.no_grad():
+        z = G.latent(a.expand(n, 3), torch.randn(n, 4))
+    torch.testing.assert_close(z.mean(0), mu[0], atol=0.02, rtol=0)
+    emp = torch.cov(z.T)
+    torch.testing.assert_close(emp, torch.diag(cov[0]), atol=0.03, rtol=0.02)
+    if mu_tanh:
+        assert mu.abs().max() < 1
+    # the latent heads are trained end to end: the output's gradient reaches them
+    out = G(a.expand(8, 3), torch.randn(8, 4)).sum()
+    out.backward()
+    assert G.mu.weight.grad.abs().sum() > 0 and G.log_cov.weight.grad.abs().sum() > 0
+
+
+def test_identity_covariance_and_concat_generator():
+    G = GMNGenerator(3, 5, noise_dim=4, hidden=(8,), identity_cov=True)
+    a, eps = torch.rand(2, 3), torch.randn(2, 4)
+    mu, cov = G.latent_params(a)
+    assert torch.equal(cov, torch.ones_like(cov))
+    torch.testing.assert_close(G.latent(a, eps), mu + eps)
+    C = GMNGenerator(3, 5, noise_dim=4, hidden=(8,), conditioning="concat")
+    assert torch.equal(C.latent(a, eps), torch.cat([eps, a], 1))
+    assert (C(a, eps) >= 0).all()  # non-negative (ReLU) output by default
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_variant_trains(variant, tiny):
+    task = ZSLTask(tiny, transductive=variant == "wgan-su+gm")
+    m = GMN(seed=0, **TINY, **VARIANTS[variant]).fit(task.train)
+    assert all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in m.history_)
+    keys = set(m.history_[-1])
+    assert ("gm" in keys) == (VARIANTS[variant]["aux"] == "gm")
+    assert ("critic" in keys) == (VARIANTS[variant]["critic"] != "none")
+
+
+def test_transductive_critic_needs_explicit_unlabeled_data(tiny):
+    inductive = ZSLTask(tiny)
+    assert inductive.train.unlabeled is None
+    with pytest.raises(ConfigError, match="transductive=True"):
+        GMN(**TINY, critic="seen+unlabeled").fit(inductive.train)
+    with pytest.raises(ConfigError, match="transductive=True"):
+        GMN(**TINY, critic="seen+unlabeled").fit(inductive.validation().train)
+    # the other critics never need it
+    GMN(**TINY, critic="seen").fit(inductive.train)
+
+
+def test_bad_config_values_are_refused(tiny):
+    task = ZSLTask(tiny)
+    for bad in ({"critic": "x"}, {"aux": "y"}, {"critic": "none", "aux": "none"}):
+        with pytest.raises(ConfigError):
+            GMN(**{**TINY, **bad}).fit(task.train)
+
+
+def test_probe_reinitialised_every_iteration_matches_the_official_scheme(tiny):
+    task = ZSLTask(tiny)
+    # With re-initialisation at every iteration theta is a fresh draw each time, so after
+    # training the probe is one SGD step away from a random init: its norm stays near the
+    # init's; along a long trajectory it drifts further from it.
+    fresh = GMN(seed=0, **{**TINY, "epochs": 3}, probe_reinit_every=1, probe_lr=0.5).fit(task.train)
+    traj = GMN(seed=0, **{**TINY, "epochs": 3}, probe_reinit_every=1000, probe_lr=0.5).fit(
+        task.train
+    )
+    w_fresh = fresh.nets_["probe"].weight.norm()
+    w_traj = traj.nets_["probe"].weight.norm()
+    assert w_traj > 1.5 * w_fresh
+
+
+def test_runner_marks_transductive_results(tiny, tmp_path):
+    params = {**TINY, **VARIANTS["wgan-su+gm"]}
+    sets = {
+        "method": params,
+        "classifier": {"kind": "bilinear", "epochs": 3, "lr": 0.05, "zsl_train": "all"},
+        "selection": {"eval_every": 2, "n_synthetic": [5]},
+        "data": {"transductive": True},
+    }
+    cfg = resolve_run_config("gmn", "toy", overrides=sets, seeds=[0])
+    rep = run(cfg, tmp_path / "tr", dataset=tiny, echo=False)
+    assert rep["task"]["transductive"] is True
+    assert rep["seeds"]["0"]["result"]["extra"]["transductive"] is True
+    sets["data"] = {"transductive": False}
+    cfg = resolve_run_config("gmn", "toy", overrides=sets, seeds=[0])
+    with pytest.raises(ConfigError, match="transductive"):
+        run(cfg, tmp_path / "ind", dataset=tiny, echo=False)
