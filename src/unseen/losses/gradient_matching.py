@@ -147,28 +147,38 @@ def gradient_matching_loss(
     w_s = _class_weights(y_fake, k).to(x_fake.dtype)
     present = (torch.bincount(y_real, minlength=k) > 0) & (torch.bincount(y_fake, minlength=k) > 0)
 
-    def pair(xa, ya, wa, ma, xb, yb, wb, mb):
-        """Per-class inner products of the (flattened or per-row) gradients of a and b."""
-        same = (ya[:, None] == yb[None, :]).to(xa.dtype) * (wa[:, None] * wb[None, :])
-        kx = (xa @ xb.T) * same  # weighted feature Gram, zero across classes
-        if not per_row:
-            gram = (kx + same) * (ma @ mb.T)  # (x.x' + 1) for [W; b], times m.m'
-            return torch.zeros(k, dtype=gram.dtype, device=gram.device).index_add(
-                0, ya, gram.sum(1)
-            )
-        # Row j of dL/dW (one per semantic dimension): sum_i w_i m_ij x_i.
-        rows_w = torch.zeros(k, ma.shape[1], dtype=ma.dtype, device=ma.device).index_add(
-            0, ya, ma * (kx @ mb)
-        )
-        # dL/db: one row of d_a entries.
-        rows_b = torch.zeros(k, dtype=ma.dtype, device=ma.device).index_add(
-            0, ya, ((same * (ma @ mb.T)).sum(1))
-        )
-        return rows_w, rows_b
+    # One joint Gram over [real; synthetic] (fewer, larger kernels than three pairs): entry
+    # (i, j) is w_i w_j [y_i = y_j] times the feature and residual inner products.
+    nr = len(y_real)
+    ys = torch.cat([y_real, y_fake])
+    ws = torch.cat([w_r, w_s])
+    xs = torch.cat([x_real, x_fake])
+    ms = torch.cat([m_r, m_s])
+    same = (ys[:, None] == ys[None, :]).to(xs.dtype) * (ws[:, None] * ws[None, :])
+    kx = (xs @ xs.T) * same  # weighted feature Gram, zero across classes
+    km = ms @ ms.T
 
-    rs = pair(x_real, y_real, w_r, m_r, x_fake, y_fake, w_s, m_s)
-    rr = pair(x_real, y_real, w_r, m_r, x_real, y_real, w_r, m_r)
-    ss = pair(x_fake, y_fake, w_s, m_s, x_fake, y_fake, w_s, m_s)
+    def by_class(values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        shape = (k, *values.shape[1:])
+        return values.new_zeros(shape).index_add(0, labels, values)
+
+    def blocks(cols_r: torch.Tensor, cols_s: torch.Tensor):
+        """(rs, rr, ss) per class from row values against the real / synthetic columns."""
+        return (
+            by_class(cols_s[:nr], y_real),
+            by_class(cols_r[:nr], y_real),
+            by_class(cols_s[nr:], y_fake),
+        )
+
+    if not per_row:
+        gram = (kx + same) * km  # (x.x' + 1) for theta = [W; b], times m.m'
+        rs, rr, ss = blocks(gram[:, :nr].sum(1), gram[:, nr:].sum(1))
+    else:
+        # Row j of dL/dW (one per semantic dimension) is sum_i w_i m_ij x_i; dL/db is one row.
+        w_rows = blocks(ms * (kx[:, :nr] @ m_r), ms * (kx[:, nr:] @ m_s))
+        gb = same * km
+        b_rows = blocks(gb[:, :nr].sum(1), gb[:, nr:].sum(1))
+        rs, rr, ss = ((w, b) for w, b in zip(w_rows, b_rows))
     if not per_row:
         dist = 1 - rs / (rr.clamp_min(_EPS).sqrt() * ss.clamp_min(_EPS).sqrt())
         sq = rr + ss - 2 * rs

@@ -1,0 +1,202 @@
+"""Speed of one GMN training iteration at the paper's sizes, against f-CLSWGAN's.
+
+One iteration = ``critic_steps`` critic updates + one generator update (with the GM loss for
+GMN), on CUB-shaped random data (2048-d features, 312-d semantics, 150 seen classes, batch
+256). Each variant runs in its own process, so peak memory (resident set growth over the
+process's state after set-up; CUDA: ``max_memory_allocated``) is per variant.
+
+    python benchmarks/gmn_speed.py                       # CPU, paper sizes
+    python benchmarks/gmn_speed.py --device cuda --repeats 50
+
+Variants: ``clswgan`` (f-CLSWGAN: concat generator, conditional critic, softmax L_CLS, same
+hidden sizes), ``cwgan`` (GMN's networks, no auxiliary loss), ``cwgan+cls``, ``cwgan+gm``
+(GMN). The GM share is measured twice: the time of the GM loss forward + backward alone on
+a generator batch, and the difference ``cwgan+gm - cwgan``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+VARIANTS = ("clswgan", "cwgan", "cwgan+cls", "cwgan+gm")
+
+
+def _data(args, device):
+    from unseen.data.task import SeenTrainData
+
+    g = torch.Generator().manual_seed(0)
+    n_classes = args.n_seen + args.n_unseen
+    labels = torch.arange(args.batch) % args.n_seen  # N = batch: one epoch = one iteration
+    sem = torch.nn.functional.normalize(
+        torch.rand(n_classes, args.semantic_dim, generator=g), dim=1
+    )
+    x = torch.relu(torch.randn(args.batch, args.feature_dim, generator=g))
+    return SeenTrainData(
+        features=x.to(device),
+        labels=labels.to(device),
+        semantics=sem.to(device),
+        seen_classes=torch.arange(args.n_seen, device=device),
+        unseen_classes=torch.arange(args.n_seen, n_classes, device=device),
+        name="cub-shaped",
+    )
+
+
+def _method(variant, args, device):
+    from unseen.methods import CLSWGAN, GMN
+
+    common = dict(epochs=1, batch_size=args.batch, critic_steps=args.critic_steps)
+    if variant == "clswgan":
+        return CLSWGAN(
+            device=device,
+            **common,
+            noise_dim=args.semantic_dim,
+            hidden_g=args.hidden_g,
+            hidden_d=args.hidden_d,
+            pretrain_epochs=1,
+        )
+    aux = {"cwgan": "none", "cwgan+cls": "cls", "cwgan+gm": "gm"}[variant]
+    return GMN(
+        device=device,
+        **common,
+        critic="conditional",
+        aux=aux,
+        noise_dim=args.noise_dim,
+        hidden_g=(args.hidden_g,),
+        hidden_d=(args.hidden_d,),
+        pretrain_epochs=1,
+    )
+
+
+def _sync(device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def one(variant: str, args) -> dict:
+    torch.manual_seed(0)
+    device = args.device
+    data = _data(args, device)
+    m = _method(variant, args, device)
+    dims = m.dims_from(data)
+    m.dims_ = dims
+    m._build(dims)
+    m.nets_.to(device)
+    m._prepare(data)
+    for _ in range(args.warmup):
+        m._train_epoch(data, 0)
+    _sync(device)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    rss0 = _rss_mib()
+    times = []
+    for r in range(args.repeats):
+        t0 = time.perf_counter()
+        m._train_epoch(data, r + 1)
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device.startswith("cuda")
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss0
+    )
+    out = {"variant": variant, "iteration_s": sorted(times)[len(times) // 2], "peak_mib": peak}
+    if variant == "cwgan+gm":
+        out["gm_alone_s"] = _gm_alone(m, data, args)
+    return out
+
+
+def _gm_alone(m, data, args) -> float:
+    """Median time of the GM loss forward + backward (into a generator batch)."""
+    from unseen.losses.gradient_matching import gradient_matching_loss
+
+    G, probe = m.nets_["generator"], m.nets_["probe"]
+    idx = torch.arange(args.batch, device=args.device)
+    x, y = data.features[idx], data.labels[idx]
+    sem = data.semantics[data.seen_classes]
+    fake = G(data.semantics[y], torch.randn(args.batch, G.noise_dim, device=args.device))
+    fake = fake.detach().requires_grad_(True)
+    times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        loss = gradient_matching_loss(
+            x, y, fake, y, probe.weight.detach(), probe.bias.detach(), sem
+        )
+        loss.backward()
+        _sync(args.device)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--feature-dim", type=int, default=2048)
+    p.add_argument("--semantic-dim", type=int, default=312)
+    p.add_argument("--n-seen", type=int, default=150)
+    p.add_argument("--n-unseen", type=int, default=50)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--noise-dim", type=int, default=512)
+    p.add_argument("--hidden-g", type=int, default=2048)
+    p.add_argument("--hidden-d", type=int, default=4096)
+    p.add_argument("--critic-steps", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--one", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.one:
+        print(json.dumps(one(args.one, args)))
+        return
+    rows = {}
+    for v in args.variants:
+        cmd = [sys.executable, __file__, "--one", v] + [
+            a for a in sys.argv[1:] if a not in args.variants and a != "--variants"
+        ]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        rows[v] = json.loads(res.stdout.strip().splitlines()[-1])
+        print(json.dumps(rows[v]), flush=True)
+    print(
+        f"\nOne iteration ({args.critic_steps} critic steps + 1 generator step), batch "
+        f"{args.batch}, d={args.feature_dim}, d_a={args.semantic_dim}, {args.n_seen} seen "
+        f"classes, G hidden {args.hidden_g}, D hidden {args.hidden_d}, device {args.device}, "
+        f"{torch.get_num_threads()} threads:"
+    )
+    print(f"{'variant':12} {'s/iteration':>12} {'peak MiB':>9}")
+    for v, r in rows.items():
+        print(f"{v:12} {r['iteration_s']:12.4f} {r['peak_mib']:9.0f}")
+    if "cwgan+gm" in rows:
+        gm = rows["cwgan+gm"]
+        print(
+            f"\nGM loss alone (forward + backward): {gm['gm_alone_s']:.4f} s "
+            f"= {100 * gm['gm_alone_s'] / gm['iteration_s']:.1f}% of a GMN iteration"
+        )
+        if "cwgan" in rows:
+            extra = gm["iteration_s"] - rows["cwgan"]["iteration_s"]
+            print(
+                f"GMN - cWGAN: {extra:+.4f} s ({100 * extra / rows['cwgan']['iteration_s']:+.1f}%)"
+            )
+        if "clswgan" in rows:
+            ratio = gm["iteration_s"] / rows["clswgan"]["iteration_s"] - 1
+            print(
+                f"GMN vs f-CLSWGAN iteration of the same sizes: {100 * ratio:+.1f}% "
+                "(target: at most +50%)"
+            )
+
+
+if __name__ == "__main__":
+    main()
