@@ -84,36 +84,56 @@ def _rss_mib() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def one(variant: str, args) -> dict:
+def _setup(variant: str, args):
     torch.manual_seed(0)
-    device = args.device
-    data = _data(args, device)
-    m = _method(variant, args, device)
-    dims = m.dims_from(data)
-    m.dims_ = dims
-    m._build(dims)
-    m.nets_.to(device)
+    data = _data(args, args.device)
+    m = _method(variant, args, args.device)
+    m.dims_ = m.dims_from(data)
+    m._build(m.dims_)
+    m.nets_.to(args.device)
     m._prepare(data)
     for _ in range(args.warmup):
         m._train_epoch(data, 0)
-    _sync(device)
-    if device.startswith("cuda"):
+    return m, data
+
+
+def _time_iteration(m, data, args, step: int) -> float:
+    _sync(args.device)
+    t0 = time.perf_counter()
+    m._train_epoch(data, step)
+    _sync(args.device)
+    return time.perf_counter() - t0
+
+
+def memory(variant: str, args) -> dict:
+    """Peak memory of one iteration (run in a fresh process per variant): resident-set growth
+    over the state after set-up (no warm-up, so optimizer state allocation is included)."""
+    args.warmup = 0
+    m, data = _setup(variant, args)
+    if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     rss0 = _rss_mib()
-    times = []
-    for r in range(args.repeats):
-        t0 = time.perf_counter()
-        m._train_epoch(data, r + 1)
-        _sync(device)
-        times.append(time.perf_counter() - t0)
+    _time_iteration(m, data, args, 1)
     peak = (
         torch.cuda.max_memory_allocated() / 2**20
-        if device.startswith("cuda")
+        if args.device.startswith("cuda")
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss0
     )
-    out = {"variant": variant, "iteration_s": sorted(times)[len(times) // 2], "peak_mib": peak}
-    if variant == "cwgan+gm":
-        out["gm_alone_s"] = _gm_alone(m, data, args)
+    return {"variant": variant, "peak_mib": peak}
+
+
+def timings(args) -> dict:
+    """Iterations of all variants interleaved in one process (fair under a shared CPU);
+    minimum and median over ``repeats``."""
+    setups = {v: _setup(v, args) for v in args.variants}
+    times: dict[str, list[float]] = {v: [] for v in args.variants}
+    for r in range(args.repeats):
+        for v, (m, data) in setups.items():
+            times[v].append(_time_iteration(m, data, args, r + 1))
+    out = {v: {"min_s": min(t), "median_s": sorted(t)[len(t) // 2]} for v, t in times.items()}
+    if "cwgan+gm" in setups:
+        m, data = setups["cwgan+gm"]
+        out["gm_alone"] = _gm_alone(m, data, args)
     return out
 
 
@@ -136,7 +156,7 @@ def _gm_alone(m, data, args) -> float:
         loss.backward()
         _sync(args.device)
         times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+    return {"min_s": min(times), "median_s": sorted(times)[len(times) // 2]}
 
 
 def main() -> None:
@@ -155,47 +175,52 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--no-memory", action="store_true", help="skip the per-variant processes")
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.one:
-        print(json.dumps(one(args.one, args)))
+        print(json.dumps(memory(args.one, args)))
         return
-    rows = {}
-    for v in args.variants:
-        cmd = [sys.executable, __file__, "--one", v] + [
-            a for a in sys.argv[1:] if a not in args.variants and a != "--variants"
-        ]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        rows[v] = json.loads(res.stdout.strip().splitlines()[-1])
-        print(json.dumps(rows[v]), flush=True)
+    mem = {}
+    if not args.no_memory:
+        for v in args.variants:
+            skip = {"--variants", *args.variants}
+            cmd = [sys.executable, __file__, "--one", v] + [
+                a for a in sys.argv[1:] if a not in skip
+            ]
+            res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            mem[v] = json.loads(res.stdout.strip().splitlines()[-1])["peak_mib"]
+    t = timings(args)
     print(
-        f"\nOne iteration ({args.critic_steps} critic steps + 1 generator step), batch "
+        f"One iteration ({args.critic_steps} critic steps + 1 generator step), batch "
         f"{args.batch}, d={args.feature_dim}, d_a={args.semantic_dim}, {args.n_seen} seen "
-        f"classes, G hidden {args.hidden_g}, D hidden {args.hidden_d}, device {args.device}, "
-        f"{torch.get_num_threads()} threads:"
+        f"classes, G hidden {args.hidden_g}, D hidden {args.hidden_d}, noise {args.noise_dim}, "
+        f"device {args.device}, {torch.get_num_threads()} threads, {args.repeats} repeats "
+        "interleaved:"
     )
-    print(f"{'variant':12} {'s/iteration':>12} {'peak MiB':>9}")
-    for v, r in rows.items():
-        print(f"{v:12} {r['iteration_s']:12.4f} {r['peak_mib']:9.0f}")
-    if "cwgan+gm" in rows:
-        gm = rows["cwgan+gm"]
+    print(f"{'variant':12} {'min s':>8} {'median s':>9} {'peak MiB':>9}")
+    for v in args.variants:
         print(
-            f"\nGM loss alone (forward + backward): {gm['gm_alone_s']:.4f} s "
-            f"= {100 * gm['gm_alone_s'] / gm['iteration_s']:.1f}% of a GMN iteration"
+            f"{v:12} {t[v]['min_s']:8.3f} {t[v]['median_s']:9.3f} {mem.get(v, float('nan')):9.0f}"
         )
-        if "cwgan" in rows:
-            extra = gm["iteration_s"] - rows["cwgan"]["iteration_s"]
-            print(
-                f"GMN - cWGAN: {extra:+.4f} s ({100 * extra / rows['cwgan']['iteration_s']:+.1f}%)"
-            )
-        if "clswgan" in rows:
-            ratio = gm["iteration_s"] / rows["clswgan"]["iteration_s"] - 1
+    if "cwgan+gm" in t:
+        gm, it = t["gm_alone"]["min_s"], t["cwgan+gm"]["min_s"]
+        print(
+            f"\nGM loss alone (forward + backward, one generator batch): {gm:.4f} s "
+            f"= {100 * gm / it:.1f}% of a GMN iteration (min times)"
+        )
+        if "cwgan" in t:
+            extra = it - t["cwgan"]["min_s"]
+            print(f"GMN - cWGAN (same networks): {extra:+.3f} s ({100 * extra / it:+.1f}% of GMN)")
+        if "clswgan" in t:
+            ratio = it / t["clswgan"]["min_s"] - 1
             print(
                 f"GMN vs f-CLSWGAN iteration of the same sizes: {100 * ratio:+.1f}% "
                 "(target: at most +50%)"
             )
+    print(json.dumps({"timings": t, "peak_mib": mem}))
 
 
 if __name__ == "__main__":
