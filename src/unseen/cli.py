@@ -89,6 +89,16 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--out", help="output folder (default: a temporary folder)")
     m.add_argument("--device", default="cpu")
 
+    t = sub.add_parser(
+        "toy",
+        help="IZF's toy study (Fig. 4): train each panel's model, write one figure + numbers",
+    )
+    t.add_argument("--out", default="runs/izf-toy", help="folder for toy.png and toy.json")
+    t.add_argument("--epochs", type=int, default=100, help="epochs per panel model")
+    t.add_argument("--hidden", type=int, default=64, help="hidden width of every network")
+    t.add_argument("--panels", default="bcdfgh", help="which of the panels b c d f g h to run")
+    t.add_argument("--seed", type=int, default=0)
+
     c = sub.add_parser("convert", help="convert an xlsa17 dataset to the native .npz format")
     c.add_argument("--data-root", required=True)
     c.add_argument("--dataset", required=True)
@@ -218,6 +228,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_toy(args: argparse.Namespace) -> int:
+    from unseen.studies.izf_toy import PANELS, run_toy_study
+
+    bad = sorted(set(args.panels) - set(PANELS))
+    if bad or not args.panels:
+        raise ConfigError(f"--panels takes letters from {''.join(PANELS)}, got {args.panels!r}")
+    run_toy_study(
+        args.out, epochs=args.epochs, hidden=args.hidden, panels=args.panels, seed=args.seed
+    )
+    return 0
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from unseen.data import convert_xlsa17
 
@@ -239,6 +261,7 @@ COMMANDS = {
     "run": _cmd_run,
     "demo": _cmd_demo,
     "convert": _cmd_convert,
+    "toy": _cmd_toy,
 }
 
 

@@ -7,15 +7,24 @@ from unseen.methods.base import (
     get_method,
     register,
 )
+from unseen.methods.cgan_immd import CGANiMMD, CGANiMMDConfig
 from unseen.methods.clswgan import CLSWGAN, CLSWGANConfig
+from unseen.methods.cvae import CVAE, CVAEConfig
 from unseen.methods.gmn import GMN, GMNConfig
+from unseen.methods.izf import IZF, IZFConfig
 
 __all__ = [
     "CLSWGAN",
+    "CVAE",
     "GMN",
+    "IZF",
+    "CGANiMMD",
+    "CGANiMMDConfig",
     "CLSWGANConfig",
+    "CVAEConfig",
     "GMNConfig",
     "GenerativeMethod",
+    "IZFConfig",
     "MethodConfig",
     "available_methods",
     "get_method",

@@ -1,0 +1,116 @@
+r"""Conditional WGAN (f-CLSWGAN) + IZF's L_iMMD: the baseline of IZF's toy study, Fig. 4c.
+
+Supplementary Sec. 4.2, Eq. 15:
+
+.. math:: \min_G \max_D\; \mathbb E[D(v^s, c^s)] - \mathbb E[D(\hat v^s, c^s)]
+          - \mathcal L_{Lip} + \alpha \mathcal L_{CLS} + \beta \mathcal L_{iMMD},
+
+i.e. f-CLSWGAN (:mod:`unseen.methods.clswgan`, unchanged) whose generator loss gets the extra
+term :math:`\beta \mathcal L_{iMMD}` (Eq. 9 of the main paper) between a batch of real seen
+features and a batch generated for unseen classes, :math:`\beta = 0.1`. The generator's
+output activation is an option (``generator_output``) because the toy data is signed (the
+f-CLSWGAN generator ends in a ReLU, for non-negative CNN features).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from unseen.data.task import SeenTrainData
+from unseen.errors import ConfigError
+from unseen.losses.adversarial import gradient_penalty
+from unseen.losses.mmd import KERNELS, inverse_mmd_loss
+from unseen.methods.base import register
+from unseen.methods.clswgan import CLSWGAN, CLSWGANConfig, _seen_positions
+from unseen.models.mlp import ConditionalGenerator, init_normal
+
+__all__ = ["CGANiMMD", "CGANiMMDConfig"]
+
+
+@dataclass
+class CGANiMMDConfig(CLSWGANConfig):
+    """f-CLSWGAN's config plus ``immd_weight`` (beta, paper 0.1), ``kernel`` and
+    ``generator_output`` (``relu`` as f-CLSWGAN, or ``none`` for signed features)."""
+
+    immd_weight: float = 0.1
+    kernel: str = "imq"
+    generator_output: str = "relu"
+
+
+@register
+class CGANiMMD(CLSWGAN):
+    """f-CLSWGAN + beta * L_iMMD (IZF supplementary Eq. 15)."""
+
+    name = "cgan-immd"
+    config_class = CGANiMMDConfig
+    paper = "IZF's CGAN + L_iMMD baseline (Shen et al., ECCV 2020, supplementary Sec. 4.2)"
+    config: CGANiMMDConfig
+
+    def _build(self, dims: dict[str, int]) -> None:
+        c = self.config
+        if c.kernel not in KERNELS:
+            raise ConfigError(f"cgan-immd: unknown kernel {c.kernel!r}; valid: {list(KERNELS)}")
+        if c.generator_output not in ("relu", "none"):
+            raise ConfigError("cgan-immd: generator_output must be 'relu' or 'none'")
+        super()._build(dims)
+        if c.generator_output == "none":
+            g = ConditionalGenerator(
+                self._noise_dim(dims),
+                dims["semantic_dim"],
+                dims["feature_dim"],
+                (c.hidden_g,),
+                out_activation=None,
+            )
+            init_normal(g)
+            self.nets_["generator"] = g
+            self.optimizers_["generator"] = torch.optim.Adam(
+                g.parameters(), c.lr, betas=(c.beta1, 0.999)
+            )
+
+    def _train_epoch(self, data: SeenTrainData, epoch: int) -> dict[str, float]:
+        # f-CLSWGAN's epoch (clswgan.py) with beta * L_iMMD added to the generator loss.
+        c = self.config
+        G, D = self.nets_["generator"], self.nets_["critic"]
+        clf = self.nets_["seen_classifier"]
+        clf.requires_grad_(False)
+        opt_g, opt_d = self.optimizers_["generator"], self.optimizers_["critic"]
+        x_all, sem = data.features, data.semantics
+        target_all = _seen_positions(data)
+        n, dev, nz = len(x_all), x_all.device, G.noise_dim
+        unseen = data.unseen_classes
+        sums = {"critic": 0.0, "generator": 0.0, "cls": 0.0, "immd": 0.0}
+        steps = max(1, -(-n // c.batch_size))
+        for _ in range(steps):
+            D.requires_grad_(True)
+            for _ in range(c.critic_steps):
+                idx = torch.randint(n, (c.batch_size,), device=dev)
+                x, a = x_all[idx], sem[data.labels[idx]]
+                with torch.no_grad():
+                    fake = G(torch.randn(len(idx), nz, device=dev), a)
+                scores = D(torch.cat([fake, x]), torch.cat([a, a]))
+                gp = gradient_penalty(lambda v, a=a: D(v, a), x, fake, c.gp_weight)
+                loss_d = scores[: len(x)].mean() - scores[len(x) :].mean() + gp
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+            D.requires_grad_(False)
+            idx = torch.randint(n, (c.batch_size,), device=dev)
+            a = sem[data.labels[idx]]
+            fake = G(torch.randn(len(idx), nz, device=dev), a)
+            adv = -D(fake, a).mean()
+            cls = F.cross_entropy(clf(fake), target_all[idx])
+            u = unseen[torch.randint(len(unseen), (len(idx),), device=dev)]
+            fake_u = G(torch.randn(len(idx), nz, device=dev), sem[u])
+            immd = inverse_mmd_loss(x_all[idx], fake_u, c.kernel)
+            loss_g = adv + c.cls_weight * cls + c.immd_weight * immd
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            sums["critic"] += loss_d.item()
+            sums["generator"] += adv.item()
+            sums["cls"] += cls.item()
+            sums["immd"] += immd.item()
+        return {k: v / steps for k, v in sums.items()}

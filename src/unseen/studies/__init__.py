@@ -1,0 +1,1 @@
+"""Studies that reproduce figures and tables of the papers (toy problems, ablations)."""
