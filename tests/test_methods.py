@@ -21,6 +21,17 @@ TINY: dict[str, dict] = {
     "clswgan": dict(
         epochs=2, batch_size=16, hidden_g=16, hidden_d=16, critic_steps=2, pretrain_epochs=2
     ),
+    "tlcoupling": dict(
+        epochs=2,
+        batch_size=16,
+        hidden_g=16,
+        hidden_d=16,
+        hidden_i=(16,),
+        hidden_d2=16,
+        hidden_d3=16,
+        critic_steps=2,
+        pretrain_epochs=2,
+    ),
     "gmn": dict(
         epochs=2, batch_size=16, noise_dim=4, hidden_g=(16,), hidden_d=(16,), critic_steps=2
     ),

@@ -124,7 +124,6 @@ def train_and_evaluate(
     with torch.random.fork_rng(devices=[] if method.device.type != "cuda" else [method.device]):
         torch.manual_seed(10_007 * seed + 17)
         x_u, y_u = method.synthesize(task.unseen_classes, data.semantics, n_synthetic)
-        x = torch.cat([data.features, x_u])
         y = torch.cat([data.labels, y_u])
         sem = data.semantics
         results: dict[int, EvalResult] = {}
@@ -133,19 +132,27 @@ def train_and_evaluate(
             zsl = method.own_classifier(task.unseen_classes, sem[task.unseen_classes])
             results[0] = task.evaluate(gzsl, zsl, gamma=gamma)
             return results
+        # The classifier sees method.transform_features(.) of real seen, synthetic unseen and
+        # (through _TransformedScorer) test features; identity for most methods.
+        x_u = method.transform_features(x_u)
+        x = torch.cat([method.transform_features(data.features), x_u])
+
+        def wrap(clf):
+            return None if clf is None else _TransformedScorer(clf, method.transform_features)
+
         if cfg.kind == "prototype":
             gzsl = build_classifier(cfg, device, seed).fit(x, y, task.classes, sem[task.classes])
             zsl = build_classifier(cfg, device, seed).fit(
                 x_u, y_u, task.unseen_classes, sem[task.unseen_classes]
             )
-            results[0] = task.evaluate(gzsl, zsl, gamma=gamma)
+            results[0] = task.evaluate(wrap(gzsl), wrap(zsl), gamma=gamma)
             return results
         if classifier_epochs:
             wanted = set(classifier_epochs)
 
             def record(epoch: int, clf) -> None:
                 if epoch in wanted:
-                    results[epoch] = task.evaluate(clf, gamma=gamma)
+                    results[epoch] = task.evaluate(wrap(clf), gamma=gamma)
 
             run_cfg = config_from_dict(
                 ClassifierConfig, {**cfg.__dict__, "epochs": max(wanted)}, "classifier"
@@ -163,8 +170,21 @@ def train_and_evaluate(
             zsl = build_classifier(cfg, device, seed).fit(
                 x_u, y_u, task.unseen_classes, sem[task.unseen_classes]
             )
-        results[cfg.epochs] = task.evaluate(gzsl, zsl, gamma=gamma)
+        results[cfg.epochs] = task.evaluate(wrap(gzsl), wrap(zsl), gamma=gamma)
         return results
+
+
+class _TransformedScorer:
+    """A fitted classifier scoring ``transform(X)``: test features reach the final classifier
+    through the same ``method.transform_features`` as its training features."""
+
+    def __init__(self, classifier, transform) -> None:
+        self.classifier = classifier
+        self.transform = transform
+        self.classes_ = classifier.classes_
+
+    def predict_scores(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier.predict_scores(self.transform(x))
 
 
 # ---------------------------------------------------------------------- files

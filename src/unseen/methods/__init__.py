@@ -9,6 +9,7 @@ from unseen.methods.base import (
 )
 from unseen.methods.cgan_immd import CGANiMMD, CGANiMMDConfig
 from unseen.methods.clswgan import CLSWGAN, CLSWGANConfig
+from unseen.methods.coupling import TLCoupling, TLCouplingConfig
 from unseen.methods.cvae import CVAE, CVAEConfig
 from unseen.methods.gmn import GMN, GMNConfig
 from unseen.methods.izf import IZF, IZFConfig
@@ -26,6 +27,8 @@ __all__ = [
     "GenerativeMethod",
     "IZFConfig",
     "MethodConfig",
+    "TLCoupling",
+    "TLCouplingConfig",
     "available_methods",
     "get_method",
     "register",

@@ -170,6 +170,14 @@ class GenerativeMethod(ABC):
     def sample(self, class_semantics: torch.Tensor, n_per_class: int) -> torch.Tensor:
         """``(K * n_per_class, d)`` synthetic features, class-major, for ``(K, d_a)`` semantics."""
 
+    def transform_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Features as the final classifier sees them; identity by default.
+
+        The runner applies it alike to real seen, synthetic unseen and test features (e.g.
+        TL-Coupling's recognition input ``[x, h_hat, f]``, Eq. 15). Called after ``fit``.
+        """
+        return x
+
     def own_classifier(self, classes: torch.Tensor, class_semantics: torch.Tensor) -> Any:
         """A fitted scorer (``classes_``, ``predict_scores``) for methods that classify
         themselves (e.g. IZF-NBC's nearest prototype f^-1([c, 0])). Used with

@@ -1,0 +1,92 @@
+"""TL-Coupling training speed: time per generator iteration and per epoch at benchmark shapes.
+
+One generator iteration = ``critic_steps`` updates of D1, D2 and D3 + one joint G/I update
+(Eq. 14). Compared with f-CLSWGAN at the same sizes (the S1 ablation costs about that much).
+
+    python benchmarks/coupling_speed.py                         # FLO shape, several sizes
+    python benchmarks/coupling_speed.py --hidden 4096 1024 --batch 64 --iters 5
+
+Features are random (speed does not depend on their values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from unseen.data.task import SeenTrainData
+from unseen.methods.clswgan import CLSWGAN
+from unseen.methods.coupling import TLCoupling
+
+SHAPES = {
+    "FLO": (5631, 1280, 1024, 82),
+    "CUB": (7057, 2048, 312, 150),
+    "AWA2": (23527, 2048, 85, 40),
+}
+
+
+def fake_data(n: int, d: int, da: int, n_seen: int) -> SeenTrainData:
+    g = torch.Generator().manual_seed(0)
+    return SeenTrainData(
+        features=torch.rand(n, d, generator=g),
+        labels=torch.arange(n) % n_seen,
+        semantics=torch.rand(n_seen + 10, da, generator=g),
+        seen_classes=torch.arange(n_seen),
+        unseen_classes=torch.arange(n_seen, n_seen + 10),
+    )
+
+
+def time_iteration(method, data: SeenTrainData, iters: int) -> float:
+    """Seconds per generator iteration (critic steps included), after one warm-up."""
+    method.dims_ = method.dims_from(data)
+    method._build(method.dims_)
+    small = SeenTrainData(
+        features=data.features[: method.config.batch_size * iters],
+        labels=data.labels[: method.config.batch_size * iters],
+        semantics=data.semantics,
+        seen_classes=data.seen_classes,
+        unseen_classes=data.unseen_classes,
+    )
+    warm = SeenTrainData(
+        **{**small.__dict__, "features": small.features[:1], "labels": small.labels[:1]}
+    )
+    method._train_epoch(warm, 0)
+    t = time.perf_counter()
+    method._train_epoch(small, 0)  # exactly `iters` generator iterations
+    return (time.perf_counter() - t) / iters
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--shape", default="FLO", choices=sorted(SHAPES))
+    p.add_argument("--hidden", type=int, nargs="+", default=[4096, 1024, 512])
+    p.add_argument("--batch", type=int, nargs="+", default=[64])
+    p.add_argument("--iters", type=int, default=4)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    n, d, da, ns = SHAPES[args.shape]
+    data = fake_data(n, d, da, ns)
+    print(f"{args.shape}: n={n} d={d} d_a={da}; torch threads {torch.get_num_threads()}")
+    for hidden in args.hidden:
+        for batch in args.batch:
+            steps = -(-n // batch)
+            sizes = dict(hidden_g=hidden, hidden_d=hidden, batch_size=batch)
+            row = [f"hidden {hidden:5d} batch {batch:4d}:"]
+            for label, m in (
+                ("clswgan", CLSWGAN(**sizes)),
+                (
+                    "tlcoupling",
+                    TLCoupling(**sizes, hidden_i=(hidden,), hidden_d2=hidden, hidden_d3=hidden),
+                ),
+            ):
+                s = time_iteration(m, data, args.iters)
+                row.append(f"{label} {1000 * s:7.1f} ms/iter {s * steps:6.1f} s/epoch")
+            print("  ".join(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

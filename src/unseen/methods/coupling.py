@@ -1,0 +1,392 @@
+"""Two-level adversarial visual-semantic coupling (TL-Coupling).
+
+Reference:
+    Chandhok & Balasubramanian, "Two-Level Adversarial Visual-Semantic Coupling for
+    Generalized Zero-shot Learning", WACV 2021. No public code exists; this is the reference
+    implementation. Every equation of Sec. 3 maps to one function or method below.
+
+Modules (Fig. 1):
+
+* generative module (Sec. 3.1, Eq. 7-9): G(z, h) -> x_hat, conditional critic D1(x, h) with a
+  gradient penalty on x, classification loss of a softmax classifier pre-trained on seen
+  features and frozen (beta) -- f-CLSWGAN, inherited from :class:`~unseen.methods.CLSWGAN`;
+* inference module (Sec. 3.2, Eq. 10-11): I(x) -> h_hat, critic D2(h, x) with a gradient
+  penalty on h, and a Sinkhorn (Wasserstein) alignment of the class centres of h_hat with the
+  ground-truth class semantics h (gamma);
+* joint maximisation (Sec. 3.3, Eq. 12-13): D3 tells <x, I(x)> from <G(z, h), h>, with a
+  gradient penalty on both inputs of the interpolates; G and I jointly maximise Eq. 13;
+* recognition module (Sec. 3.4, Eq. 15): the final softmax classifier sees
+  ``transform_features(x) = [x, h_hat, f]`` (f = hidden activations of I) for real seen,
+  synthetic unseen and test features alike.
+
+Training order of one generator iteration (:meth:`TLCoupling._train_epoch`):
+
+1. ``critic_steps`` times, on a fresh random minibatch each: x_hat = G(z, h) and h_hat = I(x)
+   are computed without gradients, then D1, D2 and D3 each take one Adam step on their own
+   critic loss (the negatives of Eq. 7, 10 and 12, gradient penalties included);
+2. on a fresh minibatch, G and I take one joint Adam step on the generator side of Eq. 14,
+   ``L_gen + alpha1 * L_inf + alpha2 * L_joint-max`` (critics frozen, classifier frozen).
+
+Modules whose weight is 0 are skipped entirely (alpha1 = 0: no D2 step, no L_inf; alpha2 = 0:
+no D3 step, no L_joint-max), which gives the ablation S1 (generative module only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unseen.data.task import SeenTrainData
+from unseen.errors import ConfigError
+from unseen.losses.adversarial import gradient_penalty
+from unseen.losses.sinkhorn import sinkhorn_distance
+from unseen.methods.base import register
+from unseen.methods.clswgan import CLSWGAN, CLSWGANConfig, _seen_positions
+from unseen.models.coupling import InferenceNetwork, JointCritic
+from unseen.models.mlp import ConditionalCritic, ConditionalGenerator, init_normal
+
+__all__ = ["TLCoupling", "TLCouplingConfig", "class_centres"]
+
+
+@dataclass
+class TLCouplingConfig(CLSWGANConfig):
+    """TL-Coupling hyper-parameters.
+
+    The f-CLSWGAN fields (``noise_dim``, ``hidden_g``, ``hidden_d`` (D1), ``critic_steps``,
+    ``gp_weight`` (lambda of Eq. 7, 10, 12), ``cls_weight`` (beta of Eq. 9), ``lr``,
+    ``beta1``, ``pretrain_*``) keep their meaning; sizes default to the f-VAEGAN-D2-like
+    architecture the paper follows (4096 hidden units, LeakyReLU 0.2, lambda 10).
+
+    Attributes:
+        hidden_i: hidden layer sizes of the inference network I (its f has their sum).
+        hidden_d2, hidden_d3: hidden width of D2 and D3.
+        alpha1: weight of L_inf in Eq. 14 (0 disables the inference module's critic D2).
+        alpha2: weight of L_joint-max in Eq. 14 (0 disables the joint critic D3).
+        gamma: weight of the Wasserstein alignment inside L_inf (Eq. 11).
+        sinkhorn_reg: entropic regularisation of the Sinkhorn distance, relative to the mean
+            squared distance between the two sets of centres.
+        coupled_features: recognition module on ``[x, h_hat, f]`` (Eq. 15) instead of x.
+        lr_i: Adam learning rate of I (0 = ``lr``).
+    """
+
+    hidden_i: tuple[int, ...] = (4096,)
+    hidden_d2: int = 4096
+    hidden_d3: int = 4096
+    alpha1: float = 1.0
+    alpha2: float = 1.0
+    gamma: float = 1.0
+    sinkhorn_reg: float = 0.05
+    coupled_features: bool = True
+    lr_i: float = 0.0
+
+
+def class_centres(values: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean row of ``values`` per distinct label: ``(centres (K, d), classes (K,))``.
+
+    Example:
+        >>> c, k = class_centres(torch.tensor([[0.0], [2.0], [5.0]]), torch.tensor([3, 3, 1]))
+        >>> c.squeeze(1).tolist(), k.tolist()
+        ([5.0, 1.0], [1, 3])
+    """
+    classes, inverse = torch.unique(labels, return_inverse=True)
+    sums = torch.zeros(len(classes), values.shape[1], dtype=values.dtype, device=values.device)
+    sums = sums.index_add(0, inverse, values)
+    counts = torch.bincount(inverse, minlength=len(classes)).to(values.dtype)
+    return sums / counts[:, None], classes
+
+
+@register
+class TLCoupling(CLSWGAN):
+    """Two-level adversarial visual-semantic coupling (Chandhok & Balasubramanian, WACV 2021)."""
+
+    name = "tlcoupling"
+    config_class = TLCouplingConfig
+    paper = (
+        "Chandhok & Balasubramanian, Two-Level Adversarial Visual-Semantic Coupling for "
+        "Generalized Zero-shot Learning, WACV 2021"
+    )
+    config: TLCouplingConfig
+
+    # ------------------------------------------------------------------ networks
+    def _build(self, dims: dict[str, int]) -> None:
+        c = self.config
+        if c.coupled_features and c.alpha1 <= 0 and c.alpha2 <= 0:
+            raise ConfigError(
+                "tlcoupling: coupled_features needs a trained inference network "
+                "(alpha1 > 0 or alpha2 > 0); set coupled_features: false for S1"
+            )
+        if min(c.alpha1, c.alpha2, c.gamma) < 0:
+            raise ConfigError("tlcoupling: alpha1, alpha2 and gamma must be >= 0")
+        d, da = dims["feature_dim"], dims["semantic_dim"]
+        self.nets_ = nn.ModuleDict(
+            {
+                "generator": ConditionalGenerator(self._noise_dim(dims), da, d, (c.hidden_g,)),
+                "critic": ConditionalCritic(d, da, (c.hidden_d,)),  # D1(x, h)
+                "seen_classifier": nn.Linear(d, dims["n_seen"]),
+                "inference": InferenceNetwork(d, da, c.hidden_i),  # I(x)
+                # D2(h, x): h first, so the closed-form input gradient is the one on h.
+                "critic_inf": ConditionalCritic(da, d, (c.hidden_d2,)),
+                "critic_joint": JointCritic(d, da, (c.hidden_d3,)),  # D3(x, h)
+            }
+        )
+        for key in ("generator", "critic", "inference", "critic_inf", "critic_joint"):
+            init_normal(self.nets_[key])
+        betas = (c.beta1, 0.999)
+
+        def adam(key: str, lr: float) -> torch.optim.Adam:
+            return torch.optim.Adam(self.nets_[key].parameters(), lr, betas=betas)
+
+        self.optimizers_ = {
+            "generator": adam("generator", c.lr),
+            "critic": adam("critic", c.lr),
+            "inference": adam("inference", c.lr_i or c.lr),
+            "critic_inf": adam("critic_inf", c.lr),
+            "critic_joint": adam("critic_joint", c.lr),
+        }
+
+    # ------------------------------------------------------------------ critic losses
+    def critic_gen_loss(
+        self, x: torch.Tensor, x_hat: torch.Tensor, h: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 7, critic side: ``E[D1(x_hat, h)] - E[D1(x, h)] + lambda * GP_x`` (minimised,
+        i.e. D1 maximises L_WGAN1). Returns ``(loss, E[D1(x,h)] - E[D1(x_hat,h)])``."""
+        D1 = self.nets_["critic"]
+        scores = D1(torch.cat([x_hat, x]), torch.cat([h, h]))
+        d_fake, d_real = scores[: len(x)].mean(), scores[len(x) :].mean()
+        gp = gradient_penalty(
+            lambda v: D1(v, h),
+            x,
+            x_hat,
+            self.config.gp_weight,
+            input_gradient=lambda v: D1.input_gradient(v, h),
+        )
+        return d_fake - d_real + gp, (d_real - d_fake).detach()
+
+    def critic_inf_loss(
+        self, h: torch.Tensor, h_hat: torch.Tensor, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 10, critic side: ``E[D2(h_hat, x)] - E[D2(h, x)] + lambda * GP_h``, with the
+        penalty on interpolates h~ = a h + (1 - a) h_hat (gradient w.r.t. h only, x fixed).
+        Returns ``(loss, E[D2(h,x)] - E[D2(h_hat,x)])``."""
+        D2 = self.nets_["critic_inf"]
+        scores = D2(torch.cat([h_hat, h]), torch.cat([x, x]))
+        d_fake, d_real = scores[: len(h)].mean(), scores[len(h) :].mean()
+        gp = gradient_penalty(
+            lambda v: D2(v, x),
+            h,
+            h_hat,
+            self.config.gp_weight,
+            input_gradient=lambda v: D2.input_gradient(v, x),
+        )
+        return d_fake - d_real + gp, (d_real - d_fake).detach()
+
+    def critic_joint_loss(
+        self, x: torch.Tensor, h_hat: torch.Tensor, x_hat: torch.Tensor, h: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 12, critic side: ``E[D3(x_hat, h)] - E[D3(x, h_hat)] + lambda * GP_{x,h}``.
+
+        D3 maximises ``E[D3(x, h_hat)] - E[D3(x_hat, h)]`` (the pair with the REAL image
+        feature and the inferred semantics scores high). The penalty acts on the norm of the
+        gradient w.r.t. both inputs of the interpolates x~ = a x + (1 - a) x_hat,
+        h~ = a h_hat + (1 - a) h (one a per row for both). Returns ``(loss, the estimate)``.
+        """
+        D3 = self.nets_["critic_joint"]
+        real = torch.cat([x, h_hat], dim=1)  # <x, I(x)>
+        fake = torch.cat([x_hat, h], dim=1)  # <G(z, h), h>
+        scores = D3.forward_pair(torch.cat([fake, real]))
+        d_fake, d_real = scores[: len(x)].mean(), scores[len(x) :].mean()
+        gp = gradient_penalty(
+            D3.forward_pair, real, fake, self.config.gp_weight, input_gradient=D3.input_gradient
+        )
+        return d_fake - d_real + gp, (d_real - d_fake).detach()
+
+    # ------------------------------------------------------------------ G and I losses
+    def generative_loss(
+        self, x_hat: torch.Tensor, h: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Eq. 9, generator side: ``-E[D1(x_hat, h)] + beta * L_CLS`` with L_CLS of Eq. 8
+        (cross-entropy of the frozen pre-trained seen classifier on x_hat).
+        Returns ``(loss, adversarial part, L_CLS)``."""
+        adv = -self.nets_["critic"](x_hat, h).mean()
+        cls = F.cross_entropy(self.nets_["seen_classifier"](x_hat), target)
+        return adv + self.config.cls_weight * cls, adv, cls
+
+    def alignment_loss(self, h_hat: torch.Tensor, labels: torch.Tensor, semantics: torch.Tensor):
+        """L_wasserstein of Eq. 11: Sinkhorn distance between the class centres of h_hat in
+        the minibatch and the ground-truth semantics h of those classes (two uniform point
+        sets, no correspondence imposed)."""
+        centres, classes = class_centres(h_hat, labels)
+        return sinkhorn_distance(centres, semantics[classes], self.config.sinkhorn_reg)
+
+    def inference_loss(
+        self,
+        h_hat: torch.Tensor,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        semantics: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Eq. 11, inference side: ``-E[D2(h_hat, x)] + gamma * L_wasserstein``.
+        Returns ``(loss, adversarial part, L_wasserstein)`` (the latter 0 when gamma = 0)."""
+        adv = -self.nets_["critic_inf"](h_hat, x).mean()
+        if self.config.gamma > 0:
+            align = self.alignment_loss(h_hat, labels, semantics)
+        else:
+            align = torch.zeros((), device=x.device)
+        return adv + self.config.gamma * align, adv, align
+
+    def joint_max_loss(
+        self, x: torch.Tensor, h_hat: torch.Tensor, x_hat: torch.Tensor, h: torch.Tensor
+    ) -> torch.Tensor:
+        """Eq. 13 as a loss for G and I to MINIMISE: ``E[D3(x, h_hat)] - E[D3(x_hat, h)]``.
+
+        Maximising L_joint-max = -(E[D3(x, h_hat)] - E[D3(x_hat, h)]) is minimising this:
+        I lowers D3 on <x, I(x)> and G raises it on <G(z, h), h>, so the two joint
+        distributions p(x) p(h_hat | x) and p(h) p(x_hat | h) are matched.
+        """
+        D3 = self.nets_["critic_joint"]
+        scores = D3.forward_pair(
+            torch.cat([torch.cat([x, h_hat], dim=1), torch.cat([x_hat, h], dim=1)])
+        )
+        return scores[: len(x)].mean() - scores[len(x) :].mean()
+
+    def total_loss(
+        self,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        target: torch.Tensor,
+        semantics: torch.Tensor,
+        z: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Eq. 14, generator/inference side: ``L_gen + alpha1 L_inf + alpha2 L_joint-max``.
+
+        Args:
+            x: real seen features of the minibatch; ``labels`` their global class ids,
+                ``target`` their positions among the seen classes (classifier outputs).
+            semantics: ``(C, d_a)`` semantics of all classes.
+            z: the generator noise for the minibatch.
+
+        Returns:
+            ``(total, parts)`` with the detached parts for the training log.
+        """
+        c = self.config
+        h = semantics[labels]
+        x_hat = self.nets_["generator"](z, h)
+        l_gen, adv_g, cls = self.generative_loss(x_hat, h, target)
+        total = l_gen
+        parts = {"generator": adv_g, "cls": cls}
+        if c.alpha1 > 0 or c.alpha2 > 0:
+            h_hat = self.nets_["inference"](x)
+        if c.alpha1 > 0:
+            l_inf, adv_i, align = self.inference_loss(h_hat, x, labels, semantics)
+            total = total + c.alpha1 * l_inf
+            parts.update(inference=adv_i, align=align)
+        if c.alpha2 > 0:
+            l_joint = self.joint_max_loss(x, h_hat, x_hat, h)
+            total = total + c.alpha2 * l_joint
+            parts["joint"] = l_joint
+        parts["total"] = total
+        return total, {k: v.detach() for k, v in parts.items()}
+
+    # ------------------------------------------------------------------ training
+    def _train_epoch(self, data: SeenTrainData, epoch: int) -> dict[str, float]:
+        c = self.config
+        nets, opts = self.nets_, self.optimizers_
+        G, inf = nets["generator"], nets["inference"]
+        use_inf, use_joint = c.alpha1 > 0, c.alpha2 > 0
+        critics = ["critic"] + ["critic_inf"] * use_inf + ["critic_joint"] * use_joint
+        nets["seen_classifier"].requires_grad_(False)
+        x_all, sem = data.features, data.semantics
+        target_all = _seen_positions(data)
+        n, dev = len(x_all), x_all.device
+        sums: dict[str, float] = {}
+        steps = max(1, -(-n // c.batch_size))
+
+        def log(key: str, value: torch.Tensor) -> None:
+            sums[key] = sums.get(key, 0.0) + float(value)
+
+        for _ in range(steps):
+            # 1. Critics D1, D2, D3: critic_steps updates on fresh minibatches.
+            for key in critics:
+                nets[key].requires_grad_(True)
+            for _ in range(c.critic_steps):
+                idx = torch.randint(n, (c.batch_size,), device=dev)
+                x, h = x_all[idx], sem[data.labels[idx]]
+                z = torch.randn(len(idx), G.noise_dim, device=dev)
+                with torch.no_grad():
+                    x_hat = G(z, h)
+                    h_hat = inf(x) if use_inf or use_joint else None
+                loss, w1 = self.critic_gen_loss(x, x_hat, h)
+                crit = {"critic": loss}
+                if use_inf:
+                    crit["critic_inf"], w2 = self.critic_inf_loss(h, h_hat, x)
+                if use_joint:
+                    crit["critic_joint"], w3 = self.critic_joint_loss(x, h_hat, x_hat, h)
+                for key in critics:
+                    opts[key].zero_grad(set_to_none=True)
+                # The three critic graphs are disjoint: one backward trains each on its own loss.
+                sum(crit.values()).backward()
+                for key in critics:
+                    opts[key].step()
+            for key in critics:
+                nets[key].requires_grad_(False)
+            for key, value in crit.items():
+                log(key, value.detach())
+            log("w_gen", w1)
+            if use_inf:
+                log("w_inf", w2)
+            if use_joint:
+                log("w_joint", w3)
+            # 2. G and I: one joint step on Eq. 14.
+            idx = torch.randint(n, (c.batch_size,), device=dev)
+            z = torch.randn(len(idx), G.noise_dim, device=dev)
+            total, parts = self.total_loss(x_all[idx], data.labels[idx], target_all[idx], sem, z)
+            gi = ["generator"] + ["inference"] * (use_inf or use_joint)
+            for key in gi:
+                opts[key].zero_grad(set_to_none=True)
+            total.backward()
+            for key in gi:
+                opts[key].step()
+            for key, value in parts.items():
+                log(key, value)
+        return {k: v / steps for k, v in sums.items()}
+
+    # ------------------------------------------------------------------ recognition
+    def recognition_layout(self) -> dict[str, tuple[int, int]]:
+        """Column ranges ``[start, stop)`` of x, h_hat and f in :meth:`transform_features`.
+
+        Empty for h_hat and f when ``coupled_features`` is off (recognition on x alone).
+        """
+        self._check_fitted()
+        d, da = self.dims_["feature_dim"], self.dims_["semantic_dim"]
+        if not self.config.coupled_features:
+            return {"x": (0, d), "h_hat": (d, d), "f": (d, d)}
+        nf = self.nets_["inference"].feature_size
+        return {"x": (0, d), "h_hat": (d, d + da), "f": (d + da, d + da + nf)}
+
+    def transform_features(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """Eq. 15's classifier input ``<x, h_hat, f>`` with ``(h_hat, f) = I(x)`` (Sec. 3.4).
+
+        Applied alike to real seen, synthetic unseen and test features by the runner. The
+        layout is ``[x | h_hat | f]`` (see :meth:`recognition_layout`); with
+        ``coupled_features`` off, x is returned unchanged (ablations S1, S2). The output stays
+        on x's device.
+        """
+        self._check_fitted()
+        if not self.config.coupled_features:
+            return x
+        inf = self.nets_["inference"]
+        was_training = inf.training
+        inf.eval()
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                xb = x[i : i + batch_size].to(self.device, torch.float32)
+                h_hat, f = inf.with_features(xb)
+                out.append(torch.cat([xb, h_hat, f], dim=1).to(x.device))
+        inf.train(was_training)
+        if not out:
+            return x.new_zeros(0, self.recognition_layout()["f"][1])
+        return torch.cat(out)
