@@ -98,3 +98,16 @@ def test_foreign_folder_is_refused(tmp_path):
     with pytest.raises(OutputExistsError, match=r"no run\.yaml"):
         _run(tmp_path / "x", force=True)
     assert (tmp_path / "x" / "thesis.tex").read_text() == "precious"
+
+
+def test_unfinished_run_from_an_older_schema_resumes(tmp_path):
+    import yaml
+
+    out = tmp_path / "old"
+    _run(out)
+    (out / "results.json").unlink()
+    old = yaml.safe_load((out / "run.yaml").read_text())
+    del old["classifier"]["lr_decay"]  # as written by a version without that key
+    (out / "run.yaml").write_text(yaml.safe_dump(old))
+    _run(out)  # resumes instead of refusing
+    assert (out / "results.json").exists()

@@ -23,6 +23,7 @@ Output folder layout::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -36,7 +37,7 @@ import yaml
 
 from unseen import __version__
 from unseen.classifiers import make_classifier
-from unseen.config import ClassifierConfig, DataConfig, RunConfig
+from unseen.config import ClassifierConfig, DataConfig, RunConfig, SelectionConfig
 from unseen.data.dataset import ZSLDataset
 from unseen.data.task import ZSLTask
 from unseen.errors import ConfigError, OutputExistsError
@@ -214,7 +215,7 @@ def _prepare_out(out: Path, cfg: RunConfig, force: bool) -> None:
                 if p.name in _OUR_FILES or p.name.startswith("seed_"):
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
         else:
-            previous = yaml.safe_load((out / "run.yaml").read_text())
+            previous = _with_new_defaults(yaml.safe_load((out / "run.yaml").read_text()))
             if (out / "results.json").exists():
                 raise OutputExistsError(
                     f"output folder {out} already holds finished results (results.json); "
@@ -227,6 +228,22 @@ def _prepare_out(out: Path, cfg: RunConfig, force: bool) -> None:
                 )
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+
+def _with_new_defaults(previous: dict[str, Any]) -> dict[str, Any]:
+    """Fill keys that a newer unseen added to a config section with their defaults, so an
+    unfinished run written before the key existed still resumes (its behaviour is the
+    default's)."""
+    defaults = {
+        "data": dataclasses.asdict(DataConfig()),
+        "classifier": dataclasses.asdict(ClassifierConfig()),
+        "selection": dataclasses.asdict(SelectionConfig()),
+    }
+    out = dict(previous)
+    for section, values in defaults.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {**values, **out[section]}
+    return out
 
 
 def _log(out: Path, msg: str, echo: bool) -> None:
