@@ -78,6 +78,15 @@ def test_prototypes_and_nbc(task):
     assert torch.equal(clf.predict(protos.detach()), task.classes)
 
 
+def test_semantic_scale_multiplies_c_everywhere(task):
+    m = IZF(**TINY, semantic_scale=3.0).fit(task.train)
+    sem = task.train.semantics[task.classes]
+    z0 = torch.zeros(len(sem), task.train.feature_dim - task.train.semantic_dim)
+    torch.testing.assert_close(m.prototypes(sem), m.flow.inverse(torch.cat([3 * sem, z0], 1)))
+    c_hat, _, _ = m.encode(m.prototypes(sem))
+    torch.testing.assert_close(c_hat, 3 * sem, atol=1e-4, rtol=0)
+
+
 def test_sample_follows_eq6(task):
     m = IZF(**TINY).fit(task.train)
     sem = task.train.semantics[task.unseen_classes]
