@@ -113,3 +113,28 @@ def test_runner_marks_transductive_results(tiny, tmp_path):
     cfg = resolve_run_config("gmn", "toy", overrides=sets, seeds=[0])
     with pytest.raises(ConfigError, match="transductive"):
         run(cfg, tmp_path / "ind", dataset=tiny, echo=False)
+
+
+@pytest.mark.parametrize("zsl_train, fits", [("synthetic", 2), ("all", 1)])
+def test_czsl_from_the_all_class_classifier(zsl_train, fits, tiny, monkeypatch):
+    import unseen.runner as runner
+    from unseen.config import ClassifierConfig
+
+    task = ZSLTask(tiny)
+    m = GMN(seed=0, **TINY).fit(task.train)
+    built = []
+    real_build = runner.build_classifier
+
+    def counting(cfg, device, seed):
+        clf = real_build(cfg, device, seed)
+        built.append(clf)
+        return clf
+
+    monkeypatch.setattr(runner, "build_classifier", counting)
+    cfg = ClassifierConfig(kind="bilinear", epochs=2, lr=0.05, zsl_train=zsl_train)
+    res = runner.train_and_evaluate(task, m, 4, cfg, seed=0)
+    assert len(built) == fits
+    if zsl_train == "all":  # T1 = the GZSL classifier restricted to the unseen columns
+        torch.testing.assert_close(res[2].t1, task.evaluate(built[0]).t1)
+    with pytest.raises(ConfigError, match="zsl_train"):
+        resolve_run_config("gmn", "toy", overrides={"classifier": {"zsl_train": "x"}})
