@@ -138,3 +138,30 @@ def test_czsl_from_the_all_class_classifier(zsl_train, fits, tiny, monkeypatch):
         torch.testing.assert_close(res[2].t1, task.evaluate(built[0]).t1)
     with pytest.raises(ConfigError, match="zsl_train"):
         resolve_run_config("gmn", "toy", overrides={"classifier": {"zsl_train": "x"}})
+
+
+def test_per_task_counts_are_chosen_on_validation_and_reported(tiny, tmp_path):
+    sets = {
+        "method": TINY,
+        "classifier": {"kind": "bilinear", "epochs": 3, "lr": 0.05, "zsl_train": "all"},
+        "selection": {"eval_every": 2, "n_synthetic": [2, 6, 12], "per_task_counts": True},
+    }
+    cfg = resolve_run_config("gmn", "toy", overrides=sets, seeds=[0, 1])
+    rep = run(cfg, tmp_path / "pt", dataset=tiny, echo=False)
+    choice, records = rep["validation"]["choice"], rep["validation"]["records"]
+    at = [
+        r
+        for r in records
+        if r["epoch"] == choice["epochs"] and r["classifier_epochs"] == choice["classifier_epochs"]
+    ]
+    for task_name, metric in (("zsl", "t1"), ("gzsl_u", "u"), ("gzsl_s", "s")):
+        n = choice["n_per_task"][task_name]
+        assert max(r[metric] for r in at) == next(r[metric] for r in at if r["n_synthetic"] == n)
+    per_task = rep["seeds"]["0"]["result"]["extra"]["per_task"]
+    assert per_task["counts"] == choice["n_per_task"]
+    u, s = per_task["u"], per_task["s"]
+    assert per_task["h"] == pytest.approx(2 * u * s / (u + s) if u + s else 0.0)
+    assert set(rep["summary"]["per_task"]) == {"t1", "u", "s", "h"}
+    assert len(rep["summary"]["per_task"]["h"]["values"]) == 2
+    # the main (single all-task model) result is unchanged in kind
+    assert "per_task" not in rep["summary"]["h"]

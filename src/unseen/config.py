@@ -95,6 +95,11 @@ class SelectionConfig:
             criterion than the raw H, which a slight seen bias can drive to 0) or ``h``
             (uncalibrated harmonic mean).
         calibrate: choose calibrated stacking's gamma on validation and report it.
+        per_task_counts: also choose separate synthetic counts per task on validation (GMN's
+            n_zsl, n_gzsl-u, n_gzsl-s: at the chosen generator epoch and classifier schedule,
+            the counts with the best validation T1, U and S) and report, besides the single
+            all-task model, T1 / U / S from those three models (``extra.per_task``; H is then
+            the harmonic mean of U and S taken from two different models, as in the paper).
     """
 
     holdout: float = 0.2
@@ -103,6 +108,7 @@ class SelectionConfig:
     classifier_epochs: list[int] = field(default_factory=list)
     criterion: str = "h_cal"
     calibrate: bool = True
+    per_task_counts: bool = False
 
 
 @dataclass

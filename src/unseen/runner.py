@@ -326,7 +326,45 @@ def select_on_validation(
         "validation_task": val.describe(),
         "seconds": round(time.time() - t0, 1),
     }
+    if sel.per_task_counts:
+        same = [
+            r
+            for r in records
+            if r["epoch"] == best["epoch"] and r["classifier_epochs"] == best["classifier_epochs"]
+        ]
+        # ties go to the smaller count (cheaper); each task's own validation metric decides
+        choice["n_per_task"] = {
+            task_name: max(same, key=lambda r, m=metric: (r[m], -r["n_synthetic"]))["n_synthetic"]
+            for task_name, metric in (("zsl", "t1"), ("gzsl_u", "u"), ("gzsl_s", "s"))
+        }
     return {"choice": choice, "records": records}
+
+
+def _mean_std(values: list[float]) -> dict[str, Any]:
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+    return {"mean": mean, "std": var**0.5, "values": values}
+
+
+def per_task_result(
+    task: ZSLTask,
+    method: GenerativeMethod,
+    counts: dict[str, int],
+    cfg: ClassifierConfig,
+    *,
+    seed: int,
+    device: str = "cpu",
+    known: dict[int, EvalResult] | None = None,
+) -> dict[str, Any]:
+    """T1, U and S from separate classifiers trained with ``counts`` = {zsl, gzsl_u, gzsl_s}
+    synthetic features per unseen class (GMN's per-task models); H = 2US / (U + S)."""
+    cache = dict(known or {})
+    for n in set(counts.values()) - set(cache):
+        res = train_and_evaluate(task, method, n, cfg, seed=seed, device=device)
+        cache[n] = next(iter(res.values()))
+    t1, u, s = cache[counts["zsl"]].t1, cache[counts["gzsl_u"]].u, cache[counts["gzsl_s"]].s
+    h = 2 * u * s / (u + s) if u + s > 0 else 0.0
+    return {"t1": t1, "u": u, "s": s, "h": h, "counts": dict(counts)}
 
 
 def _log_val(out, epoch, n, ce, r: EvalResult, echo: bool) -> None:
@@ -413,6 +451,16 @@ def run(
             gamma=choice["gamma"],
         )
         result = next(iter(res.values()))
+        if choice.get("n_per_task"):
+            result.extra["per_task"] = per_task_result(
+                task,
+                method,
+                choice["n_per_task"],
+                ccfg,
+                seed=seed,
+                device=cfg.device,
+                known={choice["n_synthetic"]: result},
+            )
         entry = {
             "seed": seed,
             "result": result.to_dict(),
@@ -425,6 +473,11 @@ def run(
         _log(out, f"[seed {seed}] test: {result.line()}", echo)
     results = [EvalResult.from_dict(e["result"]) for e in per_seed.values()]
     summary = summarize(results)
+    per_task = [r.extra["per_task"] for r in results if "per_task" in r.extra]
+    if per_task:
+        summary["per_task"] = {
+            k: _mean_std([p[k] for p in per_task]) for k in ("t1", "u", "s", "h")
+        }
     report = {
         "unseen_version": __version__,
         "method": cfg.method,
