@@ -374,3 +374,21 @@ def test_real_awa_minus_one_quirk(shared_data: Path, tmp_path: Path) -> None:
     assert any("4 entries equal to -1" in q for q in ds.quirks)
     assert any("keeps the 4 -1 (missing) entries" in q for q in ds.quirks)
     assert ds.val_classes.size == 13 and ds.seen_classes.size == 40
+
+
+def test_att_plus_sent_concatenates_normalised_embeddings(tiny_xlsa17: Factory) -> None:
+    raw = tiny_xlsa17.arrays()["att_splits"]
+    emb = np.random.default_rng(1).uniform(0, 5, size=(16, 6))
+    sent = {k: raw[k] for k in ("trainval_loc", "test_seen_loc", "test_unseen_loc")}
+    sent |= {"att": emb, "train_loc": raw["train_loc"], "val_loc": raw["val_loc"]}
+    root = tiny_xlsa17(sent=sent)
+    both = load_xlsa17(root, "TINY", semantics="att+sent")
+    att = load_xlsa17(root, "TINY", semantics="att").semantics
+    snt = load_xlsa17(root, "TINY", semantics="sent").semantics
+    assert both.semantics.shape == (6, att.shape[1] + snt.shape[1])
+    np.testing.assert_allclose(
+        both.semantics[:, att.shape[1] :], snt / np.linalg.norm(snt, axis=1, keepdims=True), 1e-5
+    )
+    np.testing.assert_allclose(np.linalg.norm(both.semantics, axis=1), np.sqrt(2), rtol=1e-5)
+    with pytest.raises(DataError, match=r"att\+sent.*needs 'sent'"):
+        load_xlsa17(tiny_xlsa17(), "TINY", semantics="att+sent")

@@ -42,7 +42,8 @@ class DataConfig:
             or ``<NAME>-synthetic`` (synthetic features on NAME's real semantics and splits).
         root: folder holding ``<DATASET>/att_splits.mat`` and the features file.
         features: features file name inside the dataset folder.
-        semantics: ``att``, ``original_att`` or ``sent`` (CUB sentence embeddings).
+        semantics: ``att``, ``original_att``, ``sent`` (CUB sentence embeddings) or ``att+sent``
+            (both, each L2-normalised, concatenated: GMN's CUB setting).
         feature_transform: ``minmax``, ``l2`` or ``none``.
         semantic_transform: ``none`` or ``l2``.
         transductive: expose unlabeled test features to ``fit`` (GMN's L^{S+U}); off.

@@ -30,7 +30,7 @@ from unseen.errors import DataError
 __all__ = ["DATASETS", "SEMANTICS", "DatasetReport", "discover", "inspect_xlsa17", "load_xlsa17"]
 
 DATASETS = ("AWA1", "AWA2", "CUB", "SUN", "APY", "FLO")
-SEMANTICS = ("att", "original_att", "sent")
+SEMANTICS = ("att", "original_att", "sent", "att+sent")
 
 _SPLIT_KEYS = ("trainval_loc", "test_seen_loc", "test_unseen_loc")
 _SIDE_FILES = ("att_splits.mat", "sent_splits.mat")
@@ -155,7 +155,9 @@ def load_xlsa17(
         features: features file, a name inside ``<root>/<name>/`` or a path
             (e.g. ``"effnet_lite0.mat"`` for the FLO features shipped in ``shared/data``).
         semantics: ``"att"`` (L2-normalised attributes), ``"original_att"`` (raw), or
-            ``"sent"`` (CUB's ``sent_splits.mat`` sentence embeddings, not normalised).
+            ``"sent"`` (CUB's ``sent_splits.mat`` sentence embeddings, not normalised), or
+            ``"att+sent"`` (GMN's CUB setting: the L2-normalised attributes and the
+            L2-normalised sentence embeddings of each class, concatenated).
 
     Raises:
         DataError: a file is missing or unreadable, or the files disagree (the message names
@@ -167,6 +169,22 @@ def load_xlsa17(
             "('sent' = CUB's sent_splits.mat sentence embeddings)"
         )
     side = _read_side(root, name)
+    parts = semantics.split("+")
+    for part in parts if len(parts) > 1 else []:
+        if part not in side.matrices:
+            raise DataError(
+                f"{side.name}: semantics={semantics!r} needs {part!r}, which is not available; "
+                f"available semantics: {', '.join(side.matrices)}"
+            )
+    if len(parts) > 1:
+        side.matrices[semantics] = np.concatenate(
+            [
+                side.matrices[p]
+                / np.maximum(np.linalg.norm(side.matrices[p], axis=1, keepdims=True), 1e-12)
+                for p in parts
+            ],
+            axis=1,
+        ).astype(side.matrices[parts[0]].dtype)
     if semantics not in side.matrices:
         if semantics == "sent":
             raise DataError(
@@ -183,7 +201,7 @@ def load_xlsa17(
         raise _missing_features(side, fpath, features)
     feats, labels, fq = _read_features(side, fpath)
     _check_class_split(side, labels, fpath)
-    quirks = [*side.quirks, *side.source_quirks.get(semantics, []), *fq]
+    quirks = [*side.quirks, *(q for p in parts for q in side.source_quirks.get(p, [])), *fq]
     seen = np.unique(labels[side.trainval])
     val, vq = _val_classes(side, labels, seen)
     quirks += vq
@@ -193,7 +211,7 @@ def load_xlsa17(
             f"of trainval_loc give {seen.size}; the labels are used"
         )
     sources = [str(side.att_path), str(fpath)]
-    if semantics == "sent":
+    if "sent" in parts:
         sources.insert(1, str(side.sent_path))
     try:
         return ZSLDataset(
