@@ -165,3 +165,33 @@ def test_per_task_counts_are_chosen_on_validation_and_reported(tiny, tmp_path):
     assert len(rep["summary"]["per_task"]["h"]["values"]) == 2
     # the main (single all-task model) result is unchanged in kind
     assert "per_task" not in rep["summary"]["h"]
+
+
+def test_seen_top_up_fills_each_seen_class_to_the_count(tiny, monkeypatch):
+    import unseen.runner as runner
+    from unseen.config import ClassifierConfig
+
+    task = ZSLTask(tiny)
+    data = task.train
+    m = GMN(seed=0, **TINY).fit(data)
+    counts = torch.bincount(data.labels, minlength=data.n_classes)
+    n = int(counts[data.seen_classes].max()) + 3
+    x, y = runner.seen_top_up(m, data, n)
+    after = counts + torch.bincount(y, minlength=data.n_classes)
+    assert (after[data.seen_classes] == n).all()
+    assert not torch.isin(y, data.unseen_classes).any() and x.shape == (len(y), data.feature_dim)
+    assert len(runner.seen_top_up(m, data, 1)[1]) == 0  # nothing lacks a feature
+    sizes = []
+    real_build = runner.build_classifier
+
+    def spy(cfg, device, seed):
+        clf = real_build(cfg, device, seed)
+        fit = clf.fit
+        clf.fit = lambda X, *a, **k: (sizes.append(len(X)), fit(X, *a, **k))[1]
+        return clf
+
+    monkeypatch.setattr(runner, "build_classifier", spy)
+    for top_up in (False, True):
+        cfg = ClassifierConfig(kind="bilinear", epochs=1, zsl_train="all", seen_top_up=top_up)
+        runner.train_and_evaluate(task, m, n, cfg, seed=0)
+    assert sizes[1] - sizes[0] == len(y)

@@ -68,6 +68,8 @@ class ClassifierConfig:
     the unseen classes on synthetic unseen features only, f-CLSWGAN) or ``all`` (the GZSL
     classifier trained on real seen + synthetic unseen, scored on unseen columns only, GMN
     Sec. 3.4).
+    ``seen_top_up``: add synthetic seen-class features so every seen class has at least as
+    many training features as each unseen class gets (GMN on AWA).
     """
 
     kind: str = "softmax"
@@ -79,6 +81,7 @@ class ClassifierConfig:
     momentum: float = 0.9
     lr_decay: float = 1.0
     zsl_train: str = "synthetic"
+    seen_top_up: bool = False
 
 
 @dataclass

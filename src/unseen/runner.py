@@ -104,6 +104,22 @@ def build_classifier(cfg: ClassifierConfig, device: str, seed: int):
     return make_classifier(cfg.kind)  # raises ConfigError naming the valid kinds
 
 
+def seen_top_up(
+    method: GenerativeMethod, data, n_per_class: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Synthetic features for the seen classes with fewer than ``n_per_class`` real training
+    features, as many as each one lacks (GMN's seen-class synthesis on AWA)."""
+    counts = torch.bincount(data.labels.cpu(), minlength=data.n_classes)
+    seen = data.seen_classes.cpu()
+    deficit = (n_per_class - counts[seen]).clamp_min(0)
+    most = int(deficit.max()) if len(deficit) else 0
+    if most == 0:
+        return data.features.new_zeros(0, data.feature_dim).cpu(), data.labels.new_zeros(0).cpu()
+    x, y = method.synthesize(seen, data.semantics, most)
+    keep = (torch.arange(most).repeat(len(seen)) < deficit.repeat_interleave(most)).cpu()
+    return x[keep], y[keep]
+
+
 def train_and_evaluate(
     task: ZSLTask,
     method: GenerativeMethod,
@@ -125,7 +141,11 @@ def train_and_evaluate(
     with torch.random.fork_rng(devices=[] if method.device.type != "cuda" else [method.device]):
         torch.manual_seed(10_007 * seed + 17)
         x_u, y_u = method.synthesize(task.unseen_classes, data.semantics, n_synthetic)
-        y = torch.cat([data.labels, y_u])
+        real_x, real_y = data.features, data.labels
+        if cfg.seen_top_up:  # GMN on AWA: seen classes topped up to n_synthetic features
+            x_t, y_t = seen_top_up(method, data, n_synthetic)
+            real_x, real_y = torch.cat([real_x, x_t.to(real_x)]), torch.cat([real_y, y_t])
+        y = torch.cat([real_y, y_u])
         sem = data.semantics
         results: dict[int, EvalResult] = {}
         if cfg.kind == "method":
@@ -136,7 +156,7 @@ def train_and_evaluate(
         # The classifier sees method.transform_features(.) of real seen, synthetic unseen and
         # (through _TransformedScorer) test features; identity for most methods.
         x_u = method.transform_features(x_u)
-        x = torch.cat([method.transform_features(data.features), x_u])
+        x = torch.cat([method.transform_features(real_x), x_u])
 
         def wrap(clf):
             return None if clf is None else _TransformedScorer(clf, method.transform_features)
