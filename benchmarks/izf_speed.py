@@ -1,0 +1,203 @@
+"""IZF training-step speed at AWA2 shape, beside this machine's fp32 sgemm rate.
+
+Prints, for one IZF training step (forward NLL on 256 seen features, prototypes of the
+batch's classes for L_C, 256 generated unseen features for L_iMMD, backward, Adam):
+the median step time, the step's floating-point operations (counted by
+``torch.utils.flop_counter.FlopCounterMode``: matrix products of forward and backward),
+the achieved GFLOP/s, the peak memory, and the GFLOP/s of one fp32 2048x2048 @ 2048x256
+product on the same device. Target: the IZF step at >= 80% of the sgemm rate.
+
+Data: AWA2's shape (23527 x 2048 features in [0, 1], 85-d unit-norm semantics, 40 seen and
+10 unseen classes), random values: speed does not depend on them.
+
+    .venv/bin/python benchmarks/izf_speed.py                 # IZF step vs sgemm
+    .venv/bin/python benchmarks/izf_speed.py --compare-zuko  # + hand-written vs zuko flow
+    .venv/bin/python benchmarks/izf_speed.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from unseen.data.task import SeenTrainData
+from unseen.methods.izf import IZF, seen_class_means
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, repeats: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def flops_of(fn) -> int:
+    with FlopCounterMode(display=False) as fc:
+        fn()
+    return fc.get_total_flops()
+
+
+def sgemm_rate(device: torch.device, repeats: int) -> float:
+    a = torch.randn(2048, 2048, device=device)
+    b = torch.randn(2048, 256, device=device)
+    t = statistics.median(timed(lambda: a @ b, device, repeats * 5))
+    return 2 * 2048 * 2048 * 256 / t / 1e9
+
+
+def awa2_shaped(device: torch.device, n: int = 23527, d: int = 2048, d_c: int = 85):
+    g = torch.Generator().manual_seed(0)
+    sem = torch.rand(50, d_c, generator=g)
+    sem = sem / sem.norm(dim=1, keepdim=True)
+    labels = torch.randint(0, 40, (n,), generator=g)
+    data = SeenTrainData(
+        features=torch.rand(n, d, generator=g),
+        labels=labels,
+        semantics=sem,
+        seen_classes=torch.arange(40),
+        unseen_classes=torch.arange(40, 50),
+        name="AWA2-shaped (random values)",
+        synthetic=True,
+    )
+    return SeenTrainData(
+        features=data.features.to(device),
+        labels=data.labels.to(device),
+        semantics=data.semantics.to(device),
+        seen_classes=data.seen_classes.to(device),
+        unseen_classes=data.unseen_classes.to(device),
+        name=data.name,
+        synthetic=True,
+    )
+
+
+def izf_step_fn(method: IZF, data: SeenTrainData, batch: int):
+    means = seen_class_means(data)
+    opt = method.optimizers_["flow"]
+    n = len(data.features)
+
+    def step() -> None:
+        idx = torch.randint(n, (batch,), device=data.features.device)
+        parts = method.losses(
+            data.features[idx], data.labels[idx], data.semantics, means, data.unseen_classes
+        )
+        opt.zero_grad(set_to_none=True)
+        parts["total"].backward()
+        opt.step()
+
+    return step
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    p.add_argument("--compare-zuko", action="store_true")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"{platform.processor() or platform.machine()}"
+    )
+    data = awa2_shaped(device)
+    base_rss = peak_memory_mib(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    torch.manual_seed(0)
+    method = IZF(batch_size=args.batch, clamp=2.0)
+    method.dims_ = method.dims_from(data)
+    method._build(method.dims_)
+    method.nets_.to(device)
+    step = izf_step_fn(method, data, args.batch)
+    flops = flops_of(step)
+    times = timed(step, device, args.repeats)
+    rate_sgemm = sgemm_rate(device, args.repeats)
+    t = statistics.median(times)
+    rate = flops / t / 1e9
+    print(
+        f"IZF step (5 blocks, d=2048, d_c=85, batch {args.batch}, L_Flow + L_C + L_iMMD, "
+        f"Adam): median {t * 1e3:.0f} ms (min {min(times) * 1e3:.0f}, max {max(times) * 1e3:.0f})"
+    )
+    print(f"  {flops / 1e9:.1f} GFLOP per step -> {rate:.1f} GFLOP/s achieved")
+    mem = peak_memory_mib(device)
+    what = "peak CUDA memory" if device.type == "cuda" else "peak process RSS"
+    print(f"  {what}: {mem:.0f} MiB (data alone: {base_rss:.0f} MiB before the model)")
+    print(f"fp32 sgemm 2048x2048 @ 2048x256: {rate_sgemm:.1f} GFLOP/s")
+    print(f"IZF step / sgemm: {100 * rate / rate_sgemm:.0f}% (target >= 80%)")
+    steps = -(-len(data.features) // args.batch)
+    print(f"-> one AWA2 epoch ({steps} steps): about {steps * t:.0f} s")
+    if args.compare_zuko:
+        compare_zuko(device, args.batch, args.repeats)
+
+
+def compare_zuko(device: torch.device, batch: int, repeats: int) -> None:
+    """NLL step of our CouplingFlow vs zuko's NICE/RealNVP coupling flow at d = 2048."""
+    try:
+        import zuko
+    except ImportError:
+        print("zuko is not installed (pip install zuko); skipping the comparison")
+        return
+    from torch import nn
+
+    from unseen.models.flows import CouplingFlow
+
+    d = 2048
+    x = torch.rand(batch, d, device=device)
+
+    def nll_step(forward, params):
+        opt = torch.optim.Adam(params, 5e-4)
+
+        def step():
+            z, ladj = forward(x)
+            loss = (0.5 * z.pow(2).sum(1) - ladj).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        return step
+
+    ours = CouplingFlow(d, 5).to(device)
+    flows = {"unseen CouplingFlow (s, t separate, hidden 1024)": (ours, ours)}
+    for h in (1024, 2048):
+        zk = zuko.flows.NICE(
+            d, transforms=5, randmask=True, hidden_features=[h], activation=nn.LeakyReLU
+        ).to(device)
+        flows[f"zuko NICE (joint s/t net, hidden {h})"] = (
+            zk,
+            lambda v, zk=zk: zk().transform.call_and_ladj(v),
+        )
+    print(f"\nflow NLL step, d={d}, batch {batch}, 5 blocks (forward + backward + Adam):")
+    for name, (module, fwd) in flows.items():
+        step = nll_step(fwd, module.parameters())
+        fl = flops_of(step)
+        t = statistics.median(timed(step, device, repeats))
+        print(f"  {name:48s} {t * 1e3:6.0f} ms  {fl / 1e9:5.1f} GFLOP  {fl / t / 1e9:6.1f} GFLOP/s")
+
+
+if __name__ == "__main__":
+    main()
