@@ -28,8 +28,12 @@ TINY_SETS = [
 
 @pytest.fixture
 def bench(monkeypatch):
+    import torch
+
     monkeypatch.syspath_prepend(str(BENCH))
+    threads = torch.get_num_threads()
     yield
+    torch.set_num_threads(threads)  # the scripts' --threads sets it process-wide
     for name in ("gmn_table2", "gmn_figures"):
         sys.modules.pop(name, None)
 
