@@ -43,7 +43,7 @@ def test_objective_is_the_weighted_sum_of_the_three_losses(task):
     l_c = prototype_centring_loss(m.prototypes(data.semantics[classes]), means[classes])
     torch.testing.assert_close(parts["flow"], l_flow)
     torch.testing.assert_close(parts["centre"], l_c)
-    expected = 2.0 * l_flow / d + 1.0 * l_c / d + 0.1 * parts["immd"]
+    expected = 2.0 * l_flow / d + 1.0 * l_c + 0.1 * parts["immd"]  # nll-dim
     torch.testing.assert_close(parts["total"], expected)
     assert float(parts["immd"].detach()) <= 2.0
     # Loss terms with weight 0 are not computed at all.
@@ -52,6 +52,11 @@ def test_objective_is_the_weighted_sum_of_the_three_losses(task):
     m.config.loss_scale = "sum"
     torch.testing.assert_close(
         m.losses(v, y, data.semantics, means, data.unseen_classes)["total"], 2.0 * l_flow
+    )
+    m.config.loss_scale, m.config.lambda_c = "dim", 1.0
+    torch.testing.assert_close(
+        m.losses(v, y, data.semantics, means, data.unseen_classes)["total"],
+        2.0 * l_flow / d + l_c / d,
     )
 
 
