@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", type=int, default=64, help="hidden width of every network")
     t.add_argument("--panels", default="bcdfgh", help="which of the panels b c d f g h to run")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--semantic-scale", type=float, default=3.0, help="IZF's semantic_scale for the toy"
+    )
 
     c = sub.add_parser("convert", help="convert an xlsa17 dataset to the native .npz format")
     c.add_argument("--data-root", required=True)
@@ -235,7 +238,12 @@ def _cmd_toy(args: argparse.Namespace) -> int:
     if bad or not args.panels:
         raise ConfigError(f"--panels takes letters from {''.join(PANELS)}, got {args.panels!r}")
     run_toy_study(
-        args.out, epochs=args.epochs, hidden=args.hidden, panels=args.panels, seed=args.seed
+        args.out,
+        epochs=args.epochs,
+        hidden=args.hidden,
+        panels=args.panels,
+        seed=args.seed,
+        semantic_scale=args.semantic_scale,
     )
     return 0
 
