@@ -54,6 +54,7 @@ __all__ = [
     "soft_clamp",
 ]
 
+
 def soft_clamp(s: torch.Tensor, clamp: float | None) -> torch.Tensor:
     r"""Bound log-scales smoothly to :math:`(-c, c)`: :math:`\frac{2c}{\pi}\arctan(s / c)`.
 
