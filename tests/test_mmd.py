@@ -65,7 +65,7 @@ def test_inverse_mmd_gradient_pushes_generated_away_from_seen():
     torch.manual_seed(0)
     seen = torch.randn(32, 2)
     gen = (torch.randn(32, 2) * 0.5 + torch.tensor([1.0, 0.0])).requires_grad_(True)
-    before = float(mmd(seen, gen))
+    before = float(mmd(seen, gen.detach()))
     inverse_mmd_loss(seen, gen).backward()
     with torch.no_grad():
         moved = gen - 0.5 * gen.grad / gen.grad.norm()  # a descent step on L_iMMD
