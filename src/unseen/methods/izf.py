@@ -238,17 +238,28 @@ class IZF(GenerativeMethod):
         l_flow = factorized_flow_nll(c_hat, z, semantics[y], ladj).mean()  # Eq. 7
         total = c.lambda_flow * l_flow / per_nll
         out = {"flow": l_flow}
-        if c.lambda_c != 0:
+        use_c, use_immd = c.lambda_c != 0, c.lambda_immd != 0 and len(v) >= 2
+        latents: list[torch.Tensor] = []
+        if use_c:
             classes = torch.unique(y)
-            protos = self.generate(semantics[classes], v.new_zeros(len(classes), self._z_dim))
-            l_c = prototype_centring_loss(protos, class_means[classes])  # Eq. 8
-            total = total + c.lambda_c * l_c / per
-            out["centre"] = l_c
-        if c.lambda_immd != 0 and len(v) >= 2:
+            zeros = v.new_zeros(len(classes), self._z_dim)
+            latents.append(torch.cat([semantics[classes], zeros], 1))  # [c^s, 0] of Eq. 8
+        if use_immd:
             n = len(v)
             u = unseen_classes[torch.randint(len(unseen_classes), (n,), device=v.device)]
             z_f = torch.randn(n, self._z_dim, device=v.device, dtype=v.dtype)
-            v_u = self.generate(semantics[u], z_f)  # Eq. 9's v_hat^u = f^-1([c^u, z^f])
+            latents.append(torch.cat([semantics[u], z_f], 1))  # [c^u, z^f] of Eq. 9
+        if latents:
+            # ONE reverse pass for the prototypes and the unseen samples: the same f^-1 in
+            # fewer, larger matrix products (the prototypes alone are a few dozen rows).
+            generated = list(self.flow.inverse(torch.cat(latents)).split([len(x) for x in latents]))
+        if use_c:
+            protos = generated.pop(0)  # f^-1([c^s, 0])
+            l_c = prototype_centring_loss(protos, class_means[classes])  # Eq. 8
+            total = total + c.lambda_c * l_c / per
+            out["centre"] = l_c
+        if use_immd:
+            v_u = generated.pop(0)  # v_hat^u = f^-1([c^u, z^f])
             l_immd = inverse_mmd_loss(
                 v, v_u, c.kernel, c.mmd_estimator, c.kernel_scale or None
             )  # Eq. 9

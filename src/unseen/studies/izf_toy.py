@@ -226,7 +226,7 @@ def _figure(path, truth_seen, truth_labels, truth_unseen, samples, panels) -> No
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
     names = ["A [0,1]", "B [0,0]", "C [1,0]", "unseen [1,1]"]
     keys = ["a", *samples]
-    fig, axes = plt.subplots(2, 4, figsize=(16, 8.4))
+    fig, axes = plt.subplots(2, 4, figsize=(16, 9.2))
     axes = axes.ravel()
     for ax, key in zip(axes, keys):
         if key == "a":
