@@ -54,13 +54,6 @@ def flops_of(fn) -> int:
     return fc.get_total_flops()
 
 
-def sgemm_rate(device: torch.device, repeats: int) -> float:
-    a = torch.randn(2048, 2048, device=device)
-    b = torch.randn(2048, 256, device=device)
-    t = statistics.median(timed(lambda: a @ b, device, repeats * 5))
-    return 2 * 2048 * 2048 * 256 / t / 1e9
-
-
 def awa2_shaped(device: torch.device, n: int = 23527, d: int = 2048, d_c: int = 85):
     g = torch.Generator().manual_seed(0)
     sem = torch.rand(50, d_c, generator=g)
@@ -135,8 +128,15 @@ def main() -> None:
     method.nets_.to(device)
     step = izf_step_fn(method, data, args.batch)
     flops = flops_of(step)
-    times = timed(step, device, args.repeats)
-    rate_sgemm = sgemm_rate(device, args.repeats)
+    # Interleaved: an sgemm measurement right after every step, so that both see the same
+    # load on a shared machine; the ratio uses the medians.
+    a = torch.randn(2048, 2048, device=device)
+    b = torch.randn(2048, 256, device=device)
+    times, gemm = [], []
+    for _ in range(args.repeats):
+        times += timed(step, device, 1, warmup=0 if times else 2)
+        gemm += timed(lambda: a @ b, device, 5, warmup=1)
+    rate_sgemm = 2 * 2048 * 2048 * 256 / statistics.median(gemm) / 1e9
     t = statistics.median(times)
     rate = flops / t / 1e9
     print(
@@ -191,12 +191,20 @@ def compare_zuko(device: torch.device, batch: int, repeats: int) -> None:
             zk,
             lambda v, zk=zk: zk().transform.call_and_ladj(v),
         )
-    print(f"\nflow NLL step, d={d}, batch {batch}, 5 blocks (forward + backward + Adam):")
-    for name, (module, fwd) in flows.items():
-        step = nll_step(fwd, module.parameters())
-        fl = flops_of(step)
-        t = statistics.median(timed(step, device, repeats))
-        print(f"  {name:48s} {t * 1e3:6.0f} ms  {fl / 1e9:5.1f} GFLOP  {fl / t / 1e9:6.1f} GFLOP/s")
+    print(f"\nflow NLL step, d={d}, batch {batch}, 5 blocks (forward + backward + Adam),")
+    print(f"{repeats} interleaved rounds (min / median):")
+    steps = {name: nll_step(fwd, module.parameters()) for name, (module, fwd) in flows.items()}
+    fl = {name: flops_of(step) for name, step in steps.items()}
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            times[name] += timed(step, device, 1, warmup=1)
+    for name, ts in times.items():
+        lo, med = min(ts), statistics.median(ts)
+        print(
+            f"  {name:48s} {lo * 1e3:6.0f} / {med * 1e3:6.0f} ms  {fl[name] / 1e9:5.1f} GFLOP  "
+            f"{fl[name] / lo / 1e9:6.1f} / {fl[name] / med / 1e9:6.1f} GFLOP/s"
+        )
 
 
 if __name__ == "__main__":

@@ -14,14 +14,14 @@ Why hand-written and not zuko (``zuko.flows.NICE`` / ``GeneralCouplingTransform`
   transform soft-bounds the log-scale (``a / (1 + |a / log(slope)|)``), not the plain
   ``exp(s)`` of Eq. 2.
 * Measured at IZF's size (d = 2048, batch 256, 5 blocks, fp32, NLL forward + backward + Adam,
-  2 shared CPU cores, ``benchmarks/izf_speed.py --compare-zuko``; min of 4 interleaved
-  rounds): this module 658 ms/step (31.1 GFLOP, 47.3 GFLOP/s); zuko ``NICE`` with a joint
-  s/t hidden layer of 1024 -- fewer FLOPs than the paper's net -- 671 ms (23.6 GFLOP,
-  35.2 GFLOP/s); zuko with hidden 2048 (the paper's FLOPs and more) 1221 ms (47.2 GFLOP,
-  38.7 GFLOP/s). At equal work the hand-written blocks are 1.2-1.35x faster per FLOP: a fixed
-  permutation followed by a contiguous half split is one gather, where zuko's masks split and
-  merge by index (a gather and two scatters per block), and s/t run as one GEMM + one batched
-  GEMM.
+  2 CPU cores shared with one other process, 5 interleaved rounds, min / median,
+  ``benchmarks/izf_speed.py --compare-zuko``, 2026-11-22): this module (the paper's net)
+  1257 / 1434 ms per step (31.1 GFLOP); zuko ``NICE`` with a joint s/t hidden layer of 1024
+  (a smaller net than the paper's) 866 / 1201 ms (23.6 GFLOP); zuko with a joint hidden
+  layer of 2048, the smallest zuko net that contains the paper's two hidden layers,
+  1819 / 2163 ms (47.2 GFLOP). Per FLOP the two are about equal (21.7 vs 19.7-21.8 GFLOP/s at
+  the median); for the paper's architecture the hand-written blocks are 1.45-1.5x faster
+  because zuko must compute the larger joint net.
 
 References:
     | Dinh, Sohl-Dickstein, Bengio, "Density estimation using Real NVP", ICLR 2017.
