@@ -143,3 +143,10 @@ def test_contract_errors(name, task, tmp_path):
     bad.write_bytes(b"not a torch file")
     with pytest.raises(DataError, match=r"bad\.pt"):
         GenerativeMethod.load(bad)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_fit_twice_restarts_cleanly(name, task):
+    m = make(name).fit(task.train, epochs=0)  # built and prepared (e.g. frozen parts)
+    m.fit(task.train)  # preparing again must not trip over what the first call froze
+    assert m.epoch_ == m.config.epochs

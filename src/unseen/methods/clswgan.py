@@ -93,6 +93,7 @@ class CLSWGAN(GenerativeMethod):
         """Pre-train the seen-class softmax classifier used by the classification loss."""
         c = self.config
         clf = self.nets_["seen_classifier"]
+        clf.requires_grad_(True)  # frozen after a previous fit(); pre-train it afresh
         target = _seen_positions(data)
         opt = torch.optim.Adam(clf.parameters(), c.pretrain_lr, betas=(0.5, 0.999))
         n = len(data.labels)
