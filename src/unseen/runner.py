@@ -41,7 +41,7 @@ from unseen.config import ClassifierConfig, DataConfig, RunConfig, SelectionConf
 from unseen.data.dataset import ZSLDataset
 from unseen.data.task import ZSLTask
 from unseen.errors import ConfigError, OutputExistsError
-from unseen.eval.results import EvalResult, format_summary, summarize
+from unseen.eval.results import EvalResult, format_summary, mean_std, summarize
 from unseen.methods.base import GenerativeMethod, config_from_dict, get_method
 
 __all__ = ["build_classifier", "load_dataset", "run", "train_and_evaluate"]
@@ -360,12 +360,6 @@ def select_on_validation(
     return {"choice": choice, "records": records}
 
 
-def _mean_std(values: list[float]) -> dict[str, Any]:
-    mean = sum(values) / len(values)
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
-    return {"mean": mean, "std": var**0.5, "values": values}
-
-
 def per_task_result(
     task: ZSLTask,
     method: GenerativeMethod,
@@ -495,9 +489,7 @@ def run(
     summary = summarize(results)
     per_task = [r.extra["per_task"] for r in results if "per_task" in r.extra]
     if per_task:
-        summary["per_task"] = {
-            k: _mean_std([p[k] for p in per_task]) for k in ("t1", "u", "s", "h")
-        }
+        summary["per_task"] = {k: mean_std([p[k] for p in per_task]) for k in ("t1", "u", "s", "h")}
     report = {
         "unseen_version": __version__,
         "method": cfg.method,

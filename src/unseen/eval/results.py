@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["METRIC_KEYS", "EvalResult", "format_summary", "summarize"]
+__all__ = ["METRIC_KEYS", "EvalResult", "format_summary", "mean_std", "summarize"]
 
 # Accuracies are stored in percent (0-100), like the papers' tables.
 METRIC_KEYS = ("t1", "s", "u", "h", "s_cal", "u_cal", "h_cal", "ausuc")
@@ -68,16 +68,20 @@ class EvalResult:
         return out + f" | AUSUC {self.ausuc:5.1f}"
 
 
+def mean_std(values: list[float]) -> dict[str, Any]:
+    """``{"mean", "std", "values"}`` with the sample standard deviation (ddof=1; 0 for one)."""
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+    return {"mean": mean, "std": math.sqrt(var), "values": list(values)}
+
+
 def summarize(results: list[EvalResult]) -> dict[str, dict[str, Any]]:
     """Mean and sample standard deviation (ddof=1; 0 for a single run) of each metric."""
     out: dict[str, dict[str, Any]] = {}
     for key in METRIC_KEYS:
         values = [getattr(r, key) for r in results if getattr(r, key) is not None]
-        if not values:
-            continue
-        mean = sum(values) / len(values)
-        var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
-        out[key] = {"mean": mean, "std": math.sqrt(var), "values": values}
+        if values:
+            out[key] = mean_std(values)
     return out
 
 
