@@ -11,6 +11,7 @@ from semantics to features on seen classes can therefore synthesise unseen-class
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -259,18 +260,9 @@ def synthetic_like(
         **sizes,
         **kw,
     )
-    return ZSLDataset(
-        name=ds.name,
-        features=ds.features,
-        labels=ds.labels,
-        semantics=ds.semantics,
-        class_names=ds.class_names,
-        trainval=ds.trainval,
-        test_seen=ds.test_seen,
-        test_unseen=ds.test_unseen,
-        val_classes=ds.val_classes,
+    return dataclasses.replace(
+        ds,
         quirks=[*ds.quirks, *quirks, *vq],
-        synthetic=True,
         source=f"{ds.source}; REAL {side.name} {semantics} semantics, class split and split "
         f"sizes x {scale} from {side.folder}",
     )
@@ -308,18 +300,8 @@ def demo_dataset(seed: int = 0) -> ZSLDataset:
         class_names=[f"demo_{i:02d}" for i in range(n_classes)],
         val_classes=val,
     )
-    return ZSLDataset(
-        name=ds.name,
-        features=ds.features,
-        labels=ds.labels,
-        semantics=ds.semantics,
-        class_names=ds.class_names,
-        trainval=ds.trainval,
-        test_seen=ds.test_seen,
-        test_unseen=ds.test_unseen,
-        val_classes=ds.val_classes,
-        quirks=ds.quirks,
-        synthetic=True,
+    return dataclasses.replace(
+        ds,
         source=f"synthetic: demo_dataset(seed={seed}); {ds.source.removeprefix('synthetic: ')}",
     )
 
