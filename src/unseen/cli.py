@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from unseen import __version__
+from unseen.commands import register_all
 from unseen.errors import ConfigError, UnseenError
 
 __all__ = ["main"]
@@ -109,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--semantics", default="att", choices=["att", "original_att", "sent"])
     c.add_argument("--out", required=True, help="the .npz file to write")
     c.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    register_all(sub)  # commands defined in unseen.commands (bench, plot, predict, ...)
     return p
 
 
@@ -276,7 +279,8 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        handler = COMMANDS.get(args.command) or args.func
+        return handler(args)
     except UnseenError as exc:
         print(f"unseen {args.command}: error: {exc}", file=sys.stderr)
         return 2
