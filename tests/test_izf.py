@@ -18,7 +18,7 @@ from unseen.losses.mmd import inverse_mmd_loss, mmd
 from unseen.methods import IZF, get_method
 from unseen.methods.izf import seen_class_means
 from unseen.runner import run
-from unseen.studies.izf_toy import panel_numbers, run_toy_study
+from unseen.studies.izf_toy import panel_numbers, run_toy_seeds, run_toy_study
 
 TINY = dict(epochs=2, batch_size=16, n_blocks=2, hidden=8)
 
@@ -208,3 +208,15 @@ def test_toy_study_writes_figure_and_numbers(tmp_path):
     assert set(saved["panels"]) == set("abcdfgh")
     assert saved["panels"]["a"]["dist_mean_to_unseen_centre"] < 0.3  # true data sits at (1,1)
     assert len(res["claims"]) == 3
+
+
+def test_toy_seeds_summary_and_resume(tmp_path):
+    kw = dict(epochs=1, hidden=4, n_per_class=24, n_generated=10, panels="bf", echo=False)
+    summary = run_toy_seeds(tmp_path, [0, 1], **kw)
+    assert set(summary["panels"]) == set("abf")
+    for claim, share in summary["claims"].items():
+        per = [json.loads((tmp_path / f"seed_{s}" / "toy.json").read_text()) for s in (0, 1)]
+        assert share == np.mean([p["claims"][claim] for p in per])
+    before = (tmp_path / "seed_0" / "toy.json").stat().st_mtime_ns
+    run_toy_seeds(tmp_path, [0, 1], **kw)  # finished seeds are reused, not retrained
+    assert (tmp_path / "seed_0" / "toy.json").stat().st_mtime_ns == before

@@ -100,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--panels", default="bcdfgh", help="which of the panels b c d f g h to run")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="repeat over these seeds and report how often each claim holds (seed_<k>/ each)",
+    )
+    t.add_argument(
         "--semantic-scale", type=float, default=3.0, help="IZF's semantic_scale for the toy"
     )
 
@@ -235,11 +241,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_toy(args: argparse.Namespace) -> int:
-    from unseen.studies.izf_toy import PANELS, run_toy_study
+    from unseen.studies.izf_toy import PANELS, run_toy_seeds, run_toy_study
 
     bad = sorted(set(args.panels) - set(PANELS))
     if bad or not args.panels:
         raise ConfigError(f"--panels takes letters from {''.join(PANELS)}, got {args.panels!r}")
+    if args.seeds:
+        run_toy_seeds(
+            args.out,
+            args.seeds,
+            epochs=args.epochs,
+            hidden=args.hidden,
+            panels=args.panels,
+            semantic_scale=args.semantic_scale,
+        )
+        return 0
     run_toy_study(
         args.out,
         epochs=args.epochs,
