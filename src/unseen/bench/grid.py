@@ -1,0 +1,300 @@
+"""Grid files: methods x datasets x variants x seeds, expanded into runner jobs.
+
+A grid file is YAML; every value that is not given falls back to the runner's own resolution
+(method defaults, the shipped ``configs/<method>/<DATASET>.yaml``, a ``config`` file, ``set``)::
+
+    name: flo                       # default output folder runs/bench-<name>
+    data_root: ../shared/data/xlsa17
+    datasets: [FLO]
+    seeds: [0, 1, 2]
+    set: {data.features: effnet_lite0.mat}     # applied to every entry
+    import: [runs]                  # folders searched for finished `unseen run` outputs
+    features_note: {FLO: "EfficientNet-Lite0 features, the papers use ResNet-101"}
+    entries:
+      - {label: f-CLSWGAN, method: clswgan, config: "configs/clswgan/{dataset}-fast.yaml",
+         paper: f-CLSWGAN}
+      - label: TL-Coupling
+        method: tlcoupling
+        variants:                   # one job per variant, each a set of overrides
+          S1: {method.alpha1: 0.0, method.gamma: 0.0}
+          S4: {method.coupled_features: true}
+
+Adding a method to a grid is one entry line. A job is one ``unseen run`` (validation selection
+once with the first seed, then every seed on test), exactly what the runner does by hand, so
+runner folders made by hand and bench jobs are interchangeable (:func:`config_key`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unseen.config import (
+    ClassifierConfig,
+    DataConfig,
+    RunConfig,
+    SelectionConfig,
+    parse_set,
+    resolve_run_config,
+)
+from unseen.errors import ConfigError
+
+__all__ = [
+    "Grid",
+    "Job",
+    "config_key",
+    "expand",
+    "load_grid",
+    "normalized_config",
+    "read_run_folder",
+    "run_config_from_dict",
+]
+
+_GRID_KEYS = {
+    "name",
+    "description",
+    "data_root",
+    "datasets",
+    "seeds",
+    "device",
+    "set",
+    "import",
+    "features_note",
+    "papers",
+    "entries",
+}
+_ENTRY_KEYS = {"label", "method", "config", "set", "variants", "paper", "datasets", "import_only"}
+
+
+@dataclass
+class Job:
+    """One runner invocation of a grid: a resolved config over its seeds."""
+
+    label: str  # report row name (entry label + variant)
+    method: str
+    dataset: str
+    variant: str
+    config: RunConfig
+    key: str  # identity of the config without its seeds (see config_key)
+    paper: str | None = None  # row name in the papers' table to show beside
+    import_only: bool = False
+
+    @property
+    def slug(self) -> str:
+        safe = "".join(c if c.isalnum() or c in "+-." else "_" for c in self.label)
+        return f"{safe}-{self.dataset}-{self.key[:8]}"
+
+
+@dataclass
+class Grid:
+    name: str
+    path: Path | None
+    jobs: list[Job]
+    skipped: list[str] = field(default_factory=list)  # entries that could not be expanded
+    import_dirs: list[Path] = field(default_factory=list)
+    features_note: dict[str, str] = field(default_factory=dict)
+    papers: Path | None = None
+    description: str = ""
+
+
+def normalized_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config (``RunConfig.to_dict()`` or a runner's ``run.yaml``) with every
+    default filled in, the data root dropped (a path spelling, not the data) and the seed list
+    replaced by the validation seed (the first): what decides one seed's result."""
+    from unseen.methods.base import get_method
+
+    out = json.loads(json.dumps(cfg))
+    defaults = {
+        "data": dataclasses.asdict(DataConfig()),
+        "classifier": dataclasses.asdict(ClassifierConfig()),
+        "selection": dataclasses.asdict(SelectionConfig()),
+    }
+    for section, values in defaults.items():
+        out[section] = {**values, **(out.get(section) or {})}
+    out["data"].pop("root", None)
+    try:
+        method_defaults = dataclasses.asdict(get_method(out["method"]).config_class())
+    except ConfigError:
+        method_defaults = {}
+    out["method_params"] = {**method_defaults, **(out.get("method_params") or {})}
+    seeds = out.pop("seeds", None) or [0]
+    out["validation_seed"] = seeds[0]
+    out.setdefault("device", "cpu")
+    return out
+
+
+def config_key(cfg: dict[str, Any]) -> str:
+    """Hash of :func:`normalized_config`: same key + same seed = same run."""
+    text = json.dumps(normalized_config(cfg), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _sets(value: Any, where: str) -> dict[str, Any]:
+    """``{"method.epochs": 5}`` or ``["method.epochs=5"]`` -> parse_set's nested dict."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        items = [f"{k}={json.dumps(v)}" for k, v in value.items()]
+    elif isinstance(value, list):
+        items = [str(v) for v in value]
+    else:
+        raise ConfigError(f"{where}: 'set' must be a mapping of section.key: value")
+    return parse_set(items)
+
+
+def _merge(*parts: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for section, values in part.items():
+            out.setdefault(section, {}).update(values)
+    return out
+
+
+def load_grid(
+    path: str | Path,
+    *,
+    base: Path | None = None,
+    device: str | None = None,
+    seeds: list[int] | None = None,
+) -> Grid:
+    """Read and expand a grid file. Relative paths in it are taken from ``base`` (the
+    current folder by default, as for ``unseen run --config``)."""
+    path = Path(path)
+    try:
+        raw = load_yaml_any(path)
+    except (FileNotFoundError, IsADirectoryError):
+        raise ConfigError(f"grid file {path} does not exist") from None
+    return expand(raw, path=path, base=base, device=device, seeds=seeds)
+
+
+def load_yaml_any(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"grid file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"grid file {path} must hold a mapping")
+    return data
+
+
+def expand(
+    raw: dict[str, Any],
+    *,
+    path: Path | None = None,
+    base: Path | None = None,
+    device: str | None = None,
+    seeds: list[int] | None = None,
+) -> Grid:
+    """Expand a parsed grid into jobs (entries x datasets x variants)."""
+    from unseen.methods import available_methods
+
+    where = str(path or "grid")
+    unknown = sorted(set(raw) - _GRID_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid: {sorted(_GRID_KEYS)}")
+    base = base or Path.cwd()
+    entries = raw.get("entries") or []
+    if not entries:
+        raise ConfigError(f"{where}: no 'entries'")
+    datasets = list(raw.get("datasets") or [])
+    common = _sets(raw.get("set"), where)
+    registered = available_methods()
+    jobs: list[Job] = []
+    skipped: list[str] = []
+    for i, entry in enumerate(entries):
+        ewhere = f"{where}: entries[{i}]"
+        if not isinstance(entry, dict) or "method" not in entry:
+            raise ConfigError(f"{ewhere} must be a mapping with at least 'method'")
+        bad = sorted(set(entry) - _ENTRY_KEYS)
+        if bad:
+            raise ConfigError(f"{ewhere}: unknown key(s) {bad}; valid: {sorted(_ENTRY_KEYS)}")
+        method = entry["method"]
+        label = str(entry.get("label", method))
+        if method not in registered:
+            skipped.append(f"{label}: method '{method}' is not registered in this unseen")
+            continue
+        variants = entry.get("variants") or {"": {}}
+        for dataset in entry.get("datasets") or datasets:
+            config_file = entry.get("config")
+            if config_file:
+                config_file = str(base / str(config_file).format(dataset=dataset))
+            for vname, vset in variants.items():
+                overrides = _merge(
+                    common, _sets(entry.get("set"), ewhere), _sets(vset, f"{ewhere}.{vname}")
+                )
+                cfg = resolve_run_config(
+                    method,
+                    dataset,
+                    data_root=str(raw.get("data_root", "")),
+                    config_file=config_file,
+                    overrides=overrides,
+                    seeds=seeds or raw.get("seeds"),
+                    device=device or raw.get("device"),
+                )
+                jobs.append(
+                    Job(
+                        label=f"{label} {vname}".strip(),
+                        method=method,
+                        dataset=dataset,
+                        variant=str(vname),
+                        config=cfg,
+                        key=config_key(cfg.to_dict()),
+                        paper=entry.get("paper"),
+                        import_only=bool(entry.get("import_only", False)),
+                    )
+                )
+    keys = [j.key for j in jobs]
+    if len(set(keys)) != len(keys):
+        dup = sorted({j.label for j in jobs if keys.count(j.key) > 1})
+        raise ConfigError(f"{where}: entries {dup} resolve to the same config")
+    papers = raw.get("papers")
+    return Grid(
+        name=str(raw.get("name") or (path.stem if path else "grid")),
+        path=path,
+        jobs=jobs,
+        skipped=skipped,
+        import_dirs=[base / p for p in raw.get("import") or []],
+        features_note=dict(raw.get("features_note") or {}),
+        papers=(base / papers) if papers else None,
+        description=str(raw.get("description", "")),
+    )
+
+
+def read_run_folder(folder: Path) -> dict[str, Any] | None:
+    """The finished runner output in ``folder`` (run.yaml + results.json), or None."""
+    res = folder / "results.json"
+    if not (folder / "run.yaml").exists() or not res.exists():
+        return None
+    try:
+        results = json.loads(res.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    cfg = _plain_yaml(folder / "run.yaml")
+    return {"config": cfg, "results": results, "folder": folder}
+
+
+def _plain_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def run_config_from_dict(d: dict[str, Any]) -> RunConfig:
+    """Rebuild a :class:`RunConfig` from ``RunConfig.to_dict()`` (the job spec's form)."""
+    from unseen.methods.base import config_from_dict
+
+    return RunConfig(
+        method=d["method"],
+        data=config_from_dict(DataConfig, d.get("data", {}), "data"),
+        method_params=dict(d.get("method_params", {})),
+        classifier=config_from_dict(ClassifierConfig, d.get("classifier", {}), "classifier"),
+        selection=config_from_dict(SelectionConfig, d.get("selection", {}), "selection"),
+        seeds=list(d.get("seeds", [0])),
+        device=d.get("device", "cpu"),
+    )

@@ -1,0 +1,196 @@
+"""``unseen bench``'s driver: skip what the store holds, import finished runner folders, run
+the rest on an executor, store each result as it arrives.
+
+A grid job is finished when the store holds every one of its seeds under its config key
+(:func:`unseen.bench.grid.config_key`). A finished ``unseen run`` folder (``run.yaml`` +
+``results.json``) under one of the grid's ``import`` folders, or under the bench's own
+``OUT/jobs``, whose resolved config has the same key is imported instead of rerun; its row
+records where it came from (``source = import``, its folder, the time results.json was
+written and the unseen version it names). Everything else runs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unseen import __version__
+from unseen.bench.grid import Grid, Job, config_key, read_run_folder
+from unseen.bench.store import Store
+
+__all__ = ["GridStatus", "code_version", "find_run_folders", "run_grid"]
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _repo() -> Path:
+    return Path(__file__).resolve().parents[3]
+
+
+def code_version() -> str:
+    """``unseen <version> git <commit>[+dirty]`` of the code running now."""
+    commit = _git(["rev-parse", "--short", "HEAD"], _repo())
+    if commit is None:
+        return f"unseen {__version__}"
+    dirty = _git(["status", "--porcelain", "--untracked-files=no", "--", "src"], _repo())
+    return f"unseen {__version__} git {commit}{'+dirty' if dirty else ''}"
+
+
+def _import_version(results: dict[str, Any], finished: str) -> str:
+    """What is known of the code that wrote an imported run: its unseen version, and the
+    commit that was HEAD when results.json was written (uncommitted edits are unknown)."""
+    version = f"unseen {results.get('unseen_version', '?')}"
+    commit = _git(["log", "-1", "--format=%h", f"--before={finished}"], _repo())
+    return f"{version}; HEAD then: {commit} (working tree not recorded)" if commit else version
+
+
+def _mtime(path: Path) -> str:
+    t = _dt.datetime.fromtimestamp(path.stat().st_mtime, tz=_dt.timezone.utc)
+    return t.isoformat(timespec="seconds")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def find_run_folders(roots: list[Path]) -> dict[str, list[Path]]:
+    """Finished runner folders under ``roots``, by config key (newest first)."""
+    found: dict[str, list[Path]] = {}
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for res in sorted(root.rglob("results.json")):
+            folder = res.parent
+            if not (folder / "run.yaml").exists():
+                continue
+            try:
+                import yaml
+
+                cfg = yaml.safe_load((folder / "run.yaml").read_text())
+                key = config_key(cfg)
+            except Exception:  # a foreign or broken run.yaml: not importable, not fatal
+                continue
+            found.setdefault(key, []).append(folder)
+    for folders in found.values():
+        folders.sort(key=lambda f: (f / "results.json").stat().st_mtime, reverse=True)
+    return found
+
+
+@dataclass
+class GridStatus:
+    """What happened to each job of a grid."""
+
+    stored: list[str] = field(default_factory=list)  # already in the store
+    imported: list[str] = field(default_factory=list)
+    ran: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # import-only or --no-run, not found
+
+    def line(self) -> str:
+        return (
+            f"{len(self.stored)} already stored, {len(self.imported)} imported, "
+            f"{len(self.ran)} ran, {len(self.failed)} failed, {len(self.missing)} missing"
+        )
+
+
+def _import(store: Store, job: Job, folder: Path, seeds: list[int], source: str) -> bool:
+    run = read_run_folder(folder)
+    if run is None:
+        return False
+    results = run["results"]
+    if not set(map(str, seeds)) <= set(results.get("seeds", {})):
+        return False
+    results = {**results, "seeds": {str(s): results["seeds"][str(s)] for s in seeds}}
+    finished = _mtime(folder / "results.json")
+    version = code_version() if source == "bench" else _import_version(results, finished)
+    store.add_results(
+        job.key,
+        results,
+        label=job.label,
+        variant=job.variant,
+        source=source,
+        run_dir=str(folder),
+        code_version=version,
+        finished=finished,
+    )
+    return True
+
+
+def run_grid(
+    grid: Grid,
+    out: Path,
+    store: Store,
+    executor: Any | None,
+    *,
+    echo: bool = True,
+) -> GridStatus:
+    """Bring the store up to date with ``grid``; ``executor=None`` runs nothing (report only)."""
+
+    def say(msg: str) -> None:
+        if echo:
+            print(msg, flush=True)
+
+    status = GridStatus()
+    jobs_dir = out / "jobs"
+    index = find_run_folders([*grid.import_dirs, jobs_dir])
+    todo: list[Job] = []
+    for job in grid.jobs:
+        seeds = job.config.seeds
+        if set(seeds) <= store.seeds_done(job.key):
+            status.stored.append(job.label)
+            continue
+        own = jobs_dir / job.slug
+        done = False
+        for folder in index.get(job.key, []):
+            source = "bench" if folder.resolve() == own.resolve() else "import"
+            if _import(store, job, folder, seeds, source):
+                say(f"[bench] {job.label} / {job.dataset}: imported {folder}")
+                (status.ran if source == "bench" else status.imported).append(job.label)
+                done = True
+                break
+        if done:
+            continue
+        if job.import_only or executor is None:
+            status.missing.append(job.label)
+            say(f"[bench] {job.label} / {job.dataset}: no finished run (not run here)")
+            continue
+        todo.append(job)
+    if todo and executor is not None:
+        say(f"[bench] running {len(todo)} job(s) on the {executor.name} executor")
+        specs = [
+            {"config": j.config.to_dict(), "out": str(jobs_dir / j.slug), "label": j.label}
+            for j in todo
+        ]
+        version = code_version()
+        for i, result in executor.map(specs):
+            job = todo[i]
+            if isinstance(result, BaseException):
+                status.failed.append(f"{job.label}: {type(result).__name__}: {result}")
+                say(f"[bench] {job.label} / {job.dataset}: FAILED: {result}")
+                continue
+            store.add_results(
+                job.key,
+                json.loads(json.dumps(result)),
+                label=job.label,
+                variant=job.variant,
+                source="bench",
+                run_dir=specs[i]["out"],
+                code_version=version,
+                finished=_now(),
+            )
+            status.ran.append(job.label)
+            h = result["summary"]["h"]["mean"]
+            say(f"[bench] {job.label} / {job.dataset}: done (H {h:.1f})")
+    return status

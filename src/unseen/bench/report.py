@@ -1,0 +1,218 @@
+"""The bench report: per dataset, T1 and S/U/H (mean ± std over seeds) per grid row beside the
+papers' numbers, where each row came from, and the same as CSV and a figure.
+
+Files written into the bench folder:
+
+* ``report.md``: one table per dataset (our rows; the paper's U/S/H/T1 beside, from the grid's
+  ``papers`` file), the features note of the dataset in bold above it, and a provenance table
+  (source folder, date, code version, seeds) below.
+* ``summary.csv``: one line per (dataset, row) with mean and std of every metric.
+* ``runs.csv``: one line per (row, seed), the store's rows without the JSON columns.
+* ``h_<DATASET>.png``: H (and calibrated H) per row with the paper's H as a marker.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from unseen.bench.grid import Grid
+from unseen.bench.store import METRICS, Store
+from unseen.eval.results import mean_std
+
+__all__ = ["summarize_rows", "write_report"]
+
+SHOWN = ("t1", "s", "u", "h", "h_cal", "ausuc")
+
+
+def summarize_rows(grid: Grid, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per grid job (in grid order) its seeds' metrics as mean/std, with provenance."""
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_key.setdefault(r["key"], []).append(r)
+    out = []
+    for job in grid.jobs:
+        mine = [r for r in by_key.get(job.key, []) if r["seed"] in job.config.seeds]
+        if not mine:
+            continue
+        stats = {}
+        for m in METRICS:
+            values = [r[m] for r in mine if r[m] is not None]
+            if values:
+                stats[m] = mean_std(values)
+        out.append(
+            {
+                "label": job.label,
+                "dataset": job.dataset,
+                "method": job.method,
+                "paper": job.paper,
+                "seeds": sorted(r["seed"] for r in mine),
+                "stats": stats,
+                "sources": sorted({r["source"] for r in mine}),
+                "run_dirs": sorted({r["run_dir"] for r in mine}),
+                "finished": max(r["finished"] for r in mine),
+                "code_versions": sorted({r["code_version"] for r in mine}),
+                "total_seconds": sum(r["total_seconds"] or 0 for r in mine),
+            }
+        )
+    return out
+
+
+def _cell(stats: dict[str, Any], key: str) -> str:
+    if key not in stats:
+        return "-"
+    return f"{stats[key]['mean']:.1f} ± {stats[key]['std']:.1f}"
+
+
+def _paper(papers: dict[str, Any], name: str | None, dataset: str) -> dict[str, Any]:
+    if not name:
+        return {}
+    return (papers.get(name) or {}).get(dataset) or {}
+
+
+def _rel(path: str, base: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(base.resolve()))
+    except ValueError:
+        return path
+
+
+def write_report(grid: Grid, store: Store, out: Path, status_line: str = "") -> Path:
+    """Write report.md, summary.csv, runs.csv and the figures into ``out``; return report.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    papers = yaml.safe_load(grid.papers.read_text()) if grid.papers else {}
+    rows = store.rows([j.key for j in grid.jobs])
+    summary = summarize_rows(grid, rows)
+    cwd = Path.cwd()
+    lines = [f"# Bench report: {grid.name}", ""]
+    if grid.description:
+        lines += [grid.description, ""]
+    lines += [
+        "Test numbers: per-class top-1 (%), mean ± sample std over seeds; each seed is one "
+        "retrain on all seen training data with the epochs, synthetic count, classifier "
+        "schedule and calibration gamma chosen once on the validation problem (first seed). "
+        "H_cal: H with calibrated stacking at the validation gamma. Paper columns: the "
+        "published numbers (U / S / H, T1) of the row's method "
+        f"({_rel(str(grid.papers), cwd) if grid.papers else 'no papers file'}).",
+        "",
+    ]
+    if status_line:
+        lines += [f"This regeneration: {status_line}.", ""]
+    for dataset in dict.fromkeys(j.dataset for j in grid.jobs):
+        mine = [s for s in summary if s["dataset"] == dataset]
+        lines += [f"## {dataset}", ""]
+        note = grid.features_note.get(dataset)
+        if note:
+            lines += [f"**{note.strip()}**", ""]
+        head = "| row | seeds | T1 | S | U | H | H_cal | AUSUC | paper U / S / H | paper T1 |"
+        lines += [head, "|" + "---|" * (head.count("|") - 1)]
+        for s in mine:
+            p = _paper(papers, s["paper"], dataset)
+            pu = " / ".join(f"{p[k]:.1f}" if k in p else "-" for k in ("u", "s", "h"))
+            pt = f"{p['t1']:.1f}" if "t1" in p else "-"
+            if not p:
+                pu = "not published" if s["paper"] else "-"
+            cells = " | ".join(_cell(s["stats"], k) for k in SHOWN)
+            lines.append(f"| {s['label']} | {len(s['seeds'])} | {cells} | {pu} | {pt} |")
+        missing = [j.label for j in grid.jobs if j.dataset == dataset]
+        missing = [m for m in missing if m not in {s["label"] for s in mine}]
+        if missing:
+            lines += ["", f"Not in this report (no finished run yet): {', '.join(missing)}."]
+        lines += [""]
+        fig = _figure(mine, papers, dataset, out)
+        if fig:
+            lines += [f"![H per row on {dataset}]({fig.name})", ""]
+    if grid.skipped:
+        lines += ["Grid entries not expanded: " + "; ".join(grid.skipped) + ".", ""]
+    lines += [
+        "## Where each row came from",
+        "",
+        "| row | dataset | source | folder | finished (UTC) | code | hours |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in summary:
+        lines.append(
+            f"| {s['label']} | {s['dataset']} | {', '.join(s['sources'])} | "
+            f"{', '.join(_rel(d, cwd) for d in s['run_dirs'])} | {s['finished']} | "
+            f"{'; '.join(s['code_versions'])} | {s['total_seconds'] / 3600:.2f} |"
+        )
+    lines += [
+        "",
+        "`import`: a finished `unseen run` folder whose resolved config equals the row's "
+        "(same config + seed = same run), not rerun. `bench`: run by `unseen bench`. "
+        "hours: wall time of the seeds' retrain + test (validation selection not included).",
+        "",
+    ]
+    report = out / "report.md"
+    report.write_text("\n".join(lines))
+    _write_csv(summary, rows, out)
+    return report
+
+
+def _write_csv(summary: list[dict[str, Any]], rows: list[dict[str, Any]], out: Path) -> None:
+    with open(out / "summary.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(
+            ["dataset", "row", "method", "n_seeds"]
+            + [f"{m}_{x}" for m in METRICS for x in ("mean", "std")]
+            + ["source", "run_dirs", "finished", "code_version"]
+        )
+        for s in summary:
+            vals = []
+            for m in METRICS:
+                st = s["stats"].get(m)
+                vals += [st["mean"], st["std"]] if st else ["", ""]
+            w.writerow(
+                [
+                    s["dataset"],
+                    s["label"],
+                    s["method"],
+                    len(s["seeds"]),
+                    *vals,
+                    ";".join(s["sources"]),
+                    ";".join(s["run_dirs"]),
+                    s["finished"],
+                    ";".join(s["code_versions"]),
+                ]
+            )
+    skip = {"config", "validation", "history"}
+    with open(out / "runs.csv", "w", newline="") as f:
+        cols = [k for k in (rows[0] if rows else {}) if k not in skip]
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+
+
+def _figure(
+    summary: list[dict[str, Any]], papers: dict[str, Any], dataset: str, out: Path
+) -> Path | None:
+    if not summary:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(summary) + 2), 3.6))
+    xs = range(len(summary))
+    for offset, key, name in ((-0.2, "h", "H"), (0.2, "h_cal", "H calibrated")):
+        means = [s["stats"].get(key, {}).get("mean", 0) for s in summary]
+        stds = [s["stats"].get(key, {}).get("std", 0) for s in summary]
+        ax.bar([x + offset for x in xs], means, 0.4, yerr=stds, capsize=3, label=f"ours: {name}")
+    px = [(x, _paper(papers, s["paper"], dataset).get("h")) for x, s in zip(xs, summary)]
+    px = [(x, h) for x, h in px if h is not None]
+    if px:
+        ax.scatter(*zip(*px), marker="*", s=120, color="k", zorder=3, label="paper H")
+    ax.set_xticks(list(xs), [s["label"] for s in summary], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("%")
+    ax.set_title(f"{dataset}: GZSL H, mean ± std over seeds (features differ from papers')")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / f"h_{dataset}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,170 @@
+"""The results store: one SQLite row per (config, seed), written as each run finishes.
+
+SQLite because it is in the standard library, survives a killed process (every insert is its
+own transaction; WAL journal) and can be queried by anyone (``sqlite3 results.sqlite``)::
+
+    SELECT label, seed, h, h_cal FROM runs WHERE dataset = 'FLO' ORDER BY label, seed;
+
+Table ``runs``: ``key`` (hash of the resolved config without seeds, see
+:func:`unseen.bench.grid.config_key`), ``seed``, ``label``, ``method``, ``dataset``,
+``variant``, ``config`` (JSON), ``code_version``, ``source`` (``bench`` = run by the harness,
+``import`` = a finished ``unseen run`` folder recognised by its config), ``run_dir``,
+``device``, ``finished`` (ISO time the result was written), ``fit_seconds``,
+``total_seconds``, the metrics ``t1 s u h s_cal u_cal h_cal ausuc gamma`` and JSON columns
+``validation`` (the validation choice) and ``history`` (per-epoch training losses).
+Table ``trials``: the sweeps' validation trials (see :mod:`unseen.bench.sweep`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+__all__ = ["METRICS", "Store"]
+
+METRICS = ("t1", "s", "u", "h", "s_cal", "u_cal", "h_cal", "ausuc", "gamma")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    key TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    label TEXT, method TEXT, dataset TEXT, variant TEXT,
+    config TEXT, code_version TEXT, source TEXT, run_dir TEXT, device TEXT,
+    finished TEXT, fit_seconds REAL, total_seconds REAL,
+    {", ".join(f"{m} REAL" for m in METRICS)},
+    validation TEXT, history TEXT,
+    PRIMARY KEY (key, seed)
+);
+CREATE TABLE IF NOT EXISTS trials (
+    sweep TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    sampler TEXT, params TEXT, value REAL, validation TEXT, state TEXT, finished TEXT,
+    PRIMARY KEY (sweep, number)
+);
+"""
+
+
+class Store:
+    """A SQLite results store (created on first use)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=60)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ runs
+    def seeds_done(self, key: str) -> set[int]:
+        rows = self._db.execute("SELECT seed FROM runs WHERE key = ?", (key,)).fetchall()
+        return {r["seed"] for r in rows}
+
+    def add_results(
+        self,
+        key: str,
+        results: dict[str, Any],
+        *,
+        label: str,
+        variant: str = "",
+        source: str,
+        run_dir: str,
+        code_version: str,
+        finished: str,
+    ) -> int:
+        """Insert one row per seed of a runner ``results.json``; returns the number added.
+        Rows already present (same key and seed) are replaced, so a re-import is harmless."""
+        n = 0
+        choice = (results.get("validation") or {}).get("choice", {})
+        with self._db:
+            for seed, entry in results["seeds"].items():
+                r = entry["result"]
+                values = {
+                    "key": key,
+                    "seed": int(seed),
+                    "label": label,
+                    "method": results.get("method"),
+                    "dataset": results.get("dataset"),
+                    "variant": variant,
+                    "config": json.dumps(results.get("config"), sort_keys=True),
+                    "code_version": code_version,
+                    "source": source,
+                    "run_dir": run_dir,
+                    "device": results.get("device"),
+                    "finished": finished,
+                    "fit_seconds": entry.get("fit_seconds"),
+                    "total_seconds": entry.get("total_seconds"),
+                    **{m: r.get(m) for m in METRICS},
+                    "validation": json.dumps(choice, sort_keys=True),
+                    "history": json.dumps(entry.get("history")),
+                }
+                cols = ", ".join(values)
+                marks = ", ".join("?" for _ in values)
+                self._db.execute(
+                    f"INSERT OR REPLACE INTO runs ({cols}) VALUES ({marks})", tuple(values.values())
+                )
+                n += 1
+        return n
+
+    def rows(self, keys: list[str] | None = None) -> list[dict[str, Any]]:
+        """All run rows (or those of ``keys``), as dicts, in a stable order."""
+        sql = "SELECT * FROM runs"
+        args: tuple[Any, ...] = ()
+        if keys is not None:
+            if not keys:
+                return []
+            sql += f" WHERE key IN ({', '.join('?' for _ in keys)})"
+            args = tuple(keys)
+        sql += " ORDER BY dataset, label, seed"
+        return [dict(r) for r in self._db.execute(sql, args).fetchall()]
+
+    # ---------------------------------------------------------------- trials
+    def add_trial(
+        self,
+        sweep: str,
+        number: int,
+        *,
+        sampler: str,
+        params: dict[str, Any],
+        value: float | None,
+        validation: dict[str, Any] | None,
+        state: str,
+        finished: str,
+    ) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sweep,
+                    number,
+                    sampler,
+                    json.dumps(params, sort_keys=True),
+                    value,
+                    json.dumps(validation, sort_keys=True),
+                    state,
+                    finished,
+                ),
+            )
+
+    def trials(self, sweep: str) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT * FROM trials WHERE sweep = ? ORDER BY number", (sweep,)
+        ).fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["params"] = json.loads(d["params"])
+            d["validation"] = json.loads(d["validation"]) if d["validation"] else None
+            out.append(d)
+        return out

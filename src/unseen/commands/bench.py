@@ -1,0 +1,97 @@
+"""``unseen bench GRID``: run a grid of methods x datasets x variants x seeds, store every
+result in SQLite, and write the report (Markdown + CSV + figures). See docs/bench.md."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    b = sub.add_parser(
+        "bench",
+        help="run a grid (methods x datasets x variants x seeds) into a results store + report",
+        description=(
+            "Run every job of a grid file that the store does not hold yet (finished "
+            "`unseen run` folders with the same resolved config are imported, not rerun), "
+            "then write OUT/report.md, summary.csv, runs.csv and figures. Rerunning the "
+            "command skips finished jobs; a killed grid resumes where it stopped."
+        ),
+    )
+    b.add_argument("grid", help="grid file, e.g. configs/bench/flo.yaml")
+    b.add_argument("--out", help="bench folder (default runs/bench-<grid name>)")
+    b.add_argument(
+        "--store", help="SQLite results store (default OUT/results.sqlite); may be shared"
+    )
+    b.add_argument("--executor", choices=["local", "ray"], default="local")
+    b.add_argument("--address", help="Ray cluster address (default: start one on this machine)")
+    b.add_argument(
+        "--jobs",
+        type=int,
+        help="parallel jobs (default: one per GPU for CUDA grids, else CPU cores / --threads)",
+    )
+    b.add_argument("--threads", type=int, default=1, help="torch threads per job (default 1)")
+    b.add_argument("--device", help="override the grid's device for every job (cpu, cuda)")
+    b.add_argument("--seeds", type=int, nargs="+", help="override the grid's seeds")
+    b.add_argument(
+        "--no-run", action="store_true", help="run nothing: import finished runs and report"
+    )
+    b.add_argument("--list", action="store_true", help="list the grid's jobs and their state")
+    b.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from unseen.bench.executors import make_executor
+    from unseen.bench.grid import load_grid
+    from unseen.bench.harness import find_run_folders, run_grid
+    from unseen.bench.report import write_report
+    from unseen.bench.store import Store
+
+    grid = load_grid(args.grid, device=args.device, seeds=args.seeds)
+    out = Path(args.out or f"runs/bench-{grid.name}")
+    store = Store(args.store or out / "results.sqlite")
+    try:
+        if args.list:
+            index = find_run_folders([*grid.import_dirs, out / "jobs"])
+            for job in grid.jobs:
+                done = store.seeds_done(job.key)
+                state = (
+                    "stored"
+                    if set(job.config.seeds) <= done
+                    else "importable"
+                    if job.key in index
+                    else "import-only, missing"
+                    if job.import_only
+                    else "to run"
+                )
+                print(f"{job.label:28} {job.dataset:6} {job.key[:8]}  {state}")
+            for s in grid.skipped:
+                print(f"skipped: {s}")
+            return 0
+        executor = None
+        if not args.no_run:
+            cuda = any(j.config.device.startswith("cuda") for j in grid.jobs)
+            executor = make_executor(
+                args.executor,
+                workers=args.jobs,
+                threads=args.threads,
+                cuda=cuda,
+                address=args.address,
+            )
+        try:
+            status = run_grid(grid, out, store, executor)
+        finally:
+            if executor is not None and hasattr(executor, "shutdown"):
+                executor.shutdown()
+        report = write_report(grid, store, out, status.line())
+        print(f"[bench] {status.line()}")
+        for s in grid.skipped:
+            print(f"[bench] skipped: {s}")
+        for f in status.failed:
+            print(f"[bench] failed: {f}")
+        print(f"report: {report}")
+        return 1 if status.failed else 0
+    finally:
+        store.close()
