@@ -12,4 +12,5 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/pip install -q --disable-pip-version-check "$TORCH_SPEC"
 fi
-.venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+# sweep + dist: the Optuna sweep and the Ray-cluster tests run in CI too
+.venv/bin/pip install -q --disable-pip-version-check -e '.[dev,sweep,dist]'

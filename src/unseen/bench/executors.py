@@ -125,6 +125,7 @@ class RayExecutor:
         threads: int = 1,
         cuda: bool = False,
         num_cpus: int | None = None,
+        node_ip: str | None = None,
     ) -> None:
         try:
             import ray
@@ -142,6 +143,8 @@ class RayExecutor:
             kwargs: dict[str, Any] = {"address": address, "include_dashboard": False}
             if address is None:
                 kwargs["num_cpus"] = num_cpus
+            if node_ip:  # this machine's address as the cluster sees it (e.g. 127.0.0.1)
+                kwargs["_node_ip_address"] = node_ip
             ray.init(**kwargs, log_to_driver=False)
             self._started = True
 

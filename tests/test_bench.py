@@ -1,0 +1,199 @@
+"""The bench harness on the tiny synthetic grid: config keys, grid expansion, the store,
+skip / import / resume, and the report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+
+from unseen.bench.executors import LocalExecutor
+from unseen.bench.grid import config_key, expand, load_grid
+from unseen.bench.harness import run_grid
+from unseen.bench.report import write_report
+from unseen.bench.store import Store
+from unseen.config import resolve_run_config
+from unseen.errors import ConfigError
+from unseen.runner import run
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "bench" / "tiny.yaml"
+
+
+class NoRun:
+    """An executor that fails the test if anything is handed to it."""
+
+    name = "none"
+
+    def map(self, specs):
+        raise AssertionError(f"nothing should run, got {[s['label'] for s in specs]}")
+
+
+def _tiny(**changes) -> dict:
+    raw = yaml.safe_load(TINY.read_text())
+    raw.update(changes)
+    return raw
+
+
+def test_config_key_ignores_root_and_spelling_but_not_values():
+    a = resolve_run_config("clswgan", "demo", overrides={"method": {"epochs": 3}}).to_dict()
+    b = json.loads(json.dumps(a))
+    b["data"]["root"] = "/somewhere/else"
+    b["method_params"] = {}  # defaults written out or left implicit: the same run
+    b["method_params"]["epochs"] = 3
+    assert config_key(a) == config_key(b)
+    older = json.loads(json.dumps(a))
+    del older["classifier"]["seen_top_up"]  # a run.yaml written before the key existed
+    assert config_key(older) == config_key(a)
+    c = json.loads(json.dumps(a))
+    c["method_params"]["epochs"] = 4
+    assert config_key(c) != config_key(a)
+    d = json.loads(json.dumps(a))
+    d["seeds"] = [5, 0]  # another validation seed -> another selection -> another run
+    assert config_key(d) != config_key(a)
+    d["seeds"] = [0, 7]  # same validation seed, other test seeds: same key (rows per seed)
+    assert config_key(d) == config_key(a)
+
+
+def test_grid_expands_entries_datasets_and_variants():
+    grid = load_grid(TINY)
+    assert [j.label for j in grid.jobs] == ["f-CLSWGAN cls0.1", "f-CLSWGAN cls0.01", "CVAE"]
+    assert all(j.config.seeds == [0, 1] for j in grid.jobs)
+    assert grid.jobs[0].config.method_params["cls_weight"] == 0.1
+    assert grid.jobs[0].config.method_params["hidden_g"] == 32  # entry set + variant set
+    assert len({j.key for j in grid.jobs}) == 3
+    # adding a method is one entry
+    raw = _tiny()
+    raw["entries"].append({"method": "izf"})
+    assert [j.method for j in expand(raw).jobs][-1] == "izf"
+    raw["entries"].append({"method": "no-such-method", "label": "X"})
+    assert any("no-such-method" in s for s in expand(raw).skipped)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"entries": []},
+        {"colour": "red"},
+        {"entries": [{"method": "clswgan", "sett": {}}]},
+        {"entries": [{"method": "clswgan", "set": {"method.no_such_key": 1}}]},
+        {"entries": [{"method": "clswgan"}, {"method": "clswgan", "label": "again"}]},
+    ],
+)
+def test_bad_grids_are_refused_with_a_config_error(bad):
+    with pytest.raises(ConfigError):
+        expand(_tiny(**bad))
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    """The tiny grid run once by the local executor (2 worker processes) into a folder."""
+    out = tmp_path_factory.mktemp("bench")
+    grid = load_grid(TINY)
+    with Store(out / "results.sqlite") as store:
+        status = run_grid(grid, out, store, LocalExecutor(workers=2), echo=False)
+    return out, grid, status
+
+
+def test_grid_runs_and_stores_one_row_per_job_and_seed(ran):
+    out, grid, status = ran
+    assert sorted(status.ran) == sorted(j.label for j in grid.jobs) and not status.failed
+    db = sqlite3.connect(out / "results.sqlite")  # queryable by anyone, no unseen needed
+    rows = db.execute("SELECT key, seed, source, h, t1, code_version FROM runs").fetchall()
+    assert len(rows) == len(grid.jobs) * 2
+    assert {(r[0], r[1]) for r in rows} == {(j.key, s) for j in grid.jobs for s in (0, 1)}
+    assert all(r[2] == "bench" and r[5].startswith("unseen ") for r in rows)
+    # each row's metrics are the seed's metrics of the runner's results.json
+    for job in grid.jobs:
+        results = json.loads((out / "jobs" / job.slug / "results.json").read_text())
+        for seed in (0, 1):
+            t1 = db.execute(
+                "SELECT t1 FROM runs WHERE key = ? AND seed = ?", (job.key, seed)
+            ).fetchone()[0]
+            assert t1 == results["seeds"][str(seed)]["result"]["t1"]
+
+
+def test_rerunning_a_grid_runs_nothing(ran):
+    out, grid, _ = ran
+    with Store(out / "results.sqlite") as store:
+        status = run_grid(grid, out, store, NoRun(), echo=False)
+    assert len(status.stored) == len(grid.jobs) and not status.ran
+
+
+def test_a_grid_killed_after_a_job_finished_picks_the_job_up_without_rerunning(ran, tmp_path):
+    out, grid, _ = ran
+    # A fresh store (as if the grid died before storing anything) beside the finished jobs.
+    with Store(tmp_path / "fresh.sqlite") as store:
+        status = run_grid(grid, out, store, NoRun(), echo=False)
+        assert sorted(status.ran) == sorted(j.label for j in grid.jobs)
+        assert {r["source"] for r in store.rows()} == {"bench"}
+
+
+def test_finished_runner_folders_with_the_same_config_are_imported(ran, tmp_path):
+    _, grid, _ = ran
+    job = grid.jobs[2]
+    hand = tmp_path / "by-hand" / "cvae-demo"
+    run(job.config, hand, echo=False)  # what a user would do with `unseen run`
+    raw = _tiny(**{"import": [str(tmp_path / "by-hand")]})
+    grid2 = expand(raw)
+    with Store(tmp_path / "s.sqlite") as store:
+        status = run_grid(grid2, tmp_path / "bench2", store, None, echo=False)
+        assert status.imported == ["CVAE"]
+        assert sorted(status.missing) == ["f-CLSWGAN cls0.01", "f-CLSWGAN cls0.1"]
+        rows = store.rows([job.key])
+        assert [r["source"] for r in rows] == ["import", "import"]
+        assert rows[0]["run_dir"] == str(hand)
+        # another config (one value changed) is not taken for the same run
+        raw["entries"][1]["set"]["method.hidden"] = 16
+        status = run_grid(expand(raw), tmp_path / "bench2", store, None, echo=False)
+        assert "CVAE" in status.missing
+
+
+def test_import_only_entries_are_never_run(tmp_path):
+    raw = _tiny()
+    raw["entries"] = [{**raw["entries"][1], "import_only": True}]
+    with Store(tmp_path / "s.sqlite") as store:
+        status = run_grid(expand(raw), tmp_path, store, NoRun(), echo=False)
+    assert status.missing == ["CVAE"]
+
+
+def test_report_has_every_row_beside_paper_numbers_and_provenance(ran, tmp_path):
+    out, _, _ = ran
+    papers = tmp_path / "papers.yaml"
+    papers.write_text("f-CLSWGAN: {demo: {u: 12.3, s: 45.6, h: 78.9, t1: 32.1}}\n")
+    raw = _tiny(
+        papers=str(papers),
+        features_note={"demo": "SYNTHETIC features, not comparable"},
+    )
+    for entry in raw["entries"][:1]:
+        entry["paper"] = "f-CLSWGAN"
+    grid = expand(raw)
+    with Store(out / "results.sqlite") as store:
+        report = write_report(grid, store, tmp_path / "rep").read_text()
+    for job in grid.jobs:
+        assert f"| {job.label} | 2 |" in report
+    assert "12.3 / 45.6 / 78.9" in report and "32.1" in report
+    assert "**SYNTHETIC features, not comparable**" in report
+    assert str(out / "jobs") in report or "jobs/" in report
+    with open(tmp_path / "rep" / "summary.csv") as f:
+        summary = list(csv.DictReader(f))
+    assert len(summary) == len(grid.jobs)
+    with open(tmp_path / "rep" / "runs.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2 * len(grid.jobs)
+    assert (tmp_path / "rep" / "h_demo.png").stat().st_size > 0
+
+
+def test_bench_command_end_to_end(ran, capsys):
+    from unseen.cli import main
+
+    out, grid, _ = ran
+    assert main(["bench", str(TINY), "--out", str(out), "--list"]) == 0
+    assert capsys.readouterr().out.count("stored") == len(grid.jobs)
+    assert main(["bench", str(TINY), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"{len(grid.jobs)} already stored" in text and (out / "report.md").exists()
+    assert main(["bench", str(TINY) + ".missing", "--out", str(out)]) == 2
