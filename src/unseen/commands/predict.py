@@ -1,0 +1,194 @@
+"""``unseen export``, ``unseen predict`` and ``unseen embed-texts``: use a trained model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser(
+        "export",
+        help="write one artefact file (method + classifier + preprocessing + classes) from a "
+        "finished run",
+        description="Rebuild the final classifier of one seed of a finished `unseen run` "
+        "exactly as the run trained it (needs the run's data), and save method, classifier, "
+        "preprocessing and class names/semantics as one safely loadable file.",
+    )
+    e.add_argument("run_dir", help="output folder of a finished `unseen run`")
+    e.add_argument("--out", required=True, help="artefact file to write (e.g. model.unseen)")
+    e.add_argument("--seed", type=int, help="which seed's model (default: the run's first)")
+    e.add_argument(
+        "--text-embedder",
+        help="the dataset's class semantics ARE embeddings of class texts by this model "
+        "(e.g. all-MiniLM-L6-v2); allows new classes given as text at prediction time",
+    )
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--force", action="store_true", help="replace an existing --out file")
+    e.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "predict",
+        help="classify feature vectors with an artefact, optionally adding new classes",
+        description="Classify feature vectors (raw, as the backbone gives them: the saved "
+        "preprocessing is applied). New classes given by --new-classes (vectors in the "
+        "model's semantic space) or --new-text (descriptions, embedded with the text model "
+        "the artefact was trained on) are synthesized by the generator and the classifier "
+        "is refit over old + new classes.",
+    )
+    p.add_argument("artifact", help="artefact file written by `unseen export`")
+    p.add_argument("--features", required=True, help=".npy, .npz, .csv or .mat (N x d)")
+    p.add_argument("--key", help="array name in a .npz/.mat file (default: features)")
+    p.add_argument("--new-classes", help="new class vectors: .csv (name,v1..), .json, .npz, .npy")
+    p.add_argument("--new-names", help="comma-separated names for the rows of a .npy file")
+    p.add_argument("--new-text", help="new class descriptions: .json, .csv (name,text), .tsv")
+    p.add_argument(
+        "--n-synthetic",
+        type=int,
+        help="generator samples per class for the refit (default: the run's choice)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the refit (sampling, classifier)")
+    p.add_argument("--top-k", type=int, default=1, help="also list the k best classes")
+    p.add_argument("--scores", action="store_true", help="write the classifier's scores too")
+    p.add_argument(
+        "--calibrated",
+        action="store_true",
+        help="subtract the validation gamma from seen-class scores (calibrated stacking)",
+    )
+    p.add_argument("--out", help="predictions file (.csv or .json); default: CSV to stdout")
+    p.add_argument("--save-artifact", help="also save the refit artefact (with new classes)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
+    p.set_defaults(func=_cmd_predict)
+
+    t = sub.add_parser(
+        "embed-texts",
+        help="embed class descriptions with a sentence-embedding model (the `text` extra)",
+        description="Write the embeddings of class descriptions as an .npz with arrays "
+        "'names' and 'semantics': class semantics for a native dataset, or new classes for "
+        "`unseen predict --new-classes`.",
+    )
+    t.add_argument("texts", help=".json {name: text}, .csv name,text or .tsv name<TAB>text")
+    t.add_argument("--out", required=True, help=".npz file to write")
+    t.add_argument("--model", default="all-MiniLM-L6-v2")
+    t.add_argument("--force", action="store_true")
+    t.set_defaults(func=_cmd_embed)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from unseen.artifact import export_run
+    from unseen.predict import TEXT_MODELS
+
+    embedder = None
+    if args.text_embedder:
+        if args.text_embedder not in TEXT_MODELS:
+            from unseen.errors import ConfigError
+
+            raise ConfigError(
+                f"unknown --text-embedder {args.text_embedder!r}; known: {', '.join(TEXT_MODELS)}"
+            )
+        embedder = {"name": args.text_embedder, "dim": TEXT_MODELS[args.text_embedder][2]}
+    art = export_run(
+        args.run_dir,
+        args.out,
+        seed=args.seed,
+        text_embedder=embedder,
+        device=args.device,
+        overwrite=args.force,
+    )
+    d = art.describe()
+    print(
+        f"wrote {args.out}: {d['method']} + {d['classifier']} classifier, {d['n_classes']} "
+        f"classes ({d['n_seen']} seen), {d['feature_dim']}-d features, "
+        f"{d['semantic_dim']}-d semantics ({d['semantics_source']})"
+    )
+    return 0
+
+
+def _check_text_allowed(art, model: str | None = None) -> str:
+    from unseen.errors import ConfigError
+
+    emb = art.text_embedder
+    if emb is None:
+        raise ConfigError(
+            f"this model was trained on {art.semantic_dim}-d class semantics "
+            f"'{art.semantics_source}', not on embeddings of class texts, so text "
+            "descriptions cannot describe new classes for it (their embeddings live in another "
+            "space). Give the new classes as vectors of the same kind with --new-classes, or "
+            "train on text-embedding semantics (`unseen embed-texts`) and export with "
+            "--text-embedder"
+        )
+    if model is not None and emb["name"] != model:
+        raise ConfigError(f"this model's semantics are {emb['name']} embeddings, not {model}")
+    return str(emb["name"])
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from unseen.artifact import load_artifact
+    from unseen.errors import ConfigError, OutputExistsError
+    from unseen.predict import (
+        add_classes,
+        embed_texts,
+        load_class_texts,
+        load_class_vectors,
+        load_features,
+        predict,
+        write_predictions,
+    )
+
+    for path in (args.out, args.save_artifact):
+        if path and Path(path).exists() and not args.force:
+            raise OutputExistsError(f"{path} already exists; pass --force to replace it")
+    art = load_artifact(args.artifact, device=args.device)
+    x = load_features(args.features, art.feature_dim, args.key)
+    if args.new_classes and args.new_text:
+        raise ConfigError("give new classes either as vectors (--new-classes) or as text")
+    if args.new_classes:
+        names = args.new_names.split(",") if args.new_names else None
+        names, vecs = load_class_vectors(args.new_classes, names)
+        art = add_classes(
+            art, names, vecs, n_synthetic=args.n_synthetic, seed=args.seed, where=args.new_classes
+        )
+    elif args.new_text:
+        model = _check_text_allowed(art)
+        names, texts = load_class_texts(args.new_text)
+        vecs = embed_texts(texts, model, device=args.device)
+        art = add_classes(
+            art, names, vecs, n_synthetic=args.n_synthetic, seed=args.seed, where=args.new_text
+        )
+    if args.new_classes or args.new_text:
+        print(
+            f"added {len(names)} class(es) ({', '.join(names[:5])}"
+            f"{' ...' if len(names) > 5 else ''}); classifier refit over {len(art.classes)} "
+            "classes on generator samples",
+            file=sys.stderr,
+        )
+        if args.save_artifact:
+            art.save(args.save_artifact, overwrite=args.force)
+            print(f"wrote {args.save_artifact}", file=sys.stderr)
+    preds = predict(art, x, top_k=args.top_k, calibrated=args.calibrated)
+    text = write_predictions(preds, args.out, scores=args.scores, force=args.force)
+    if text is not None:
+        sys.stdout.write(text)
+    else:
+        print(f"wrote {args.out} ({len(x)} rows)", file=sys.stderr)
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from unseen.errors import OutputExistsError
+    from unseen.predict import embed_texts, load_class_texts
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise OutputExistsError(f"{out} already exists; pass --force to replace it")
+    names, texts = load_class_texts(args.texts)
+    emb = embed_texts(texts, args.model)
+    np.savez(out, names=np.array(names, dtype=str), semantics=emb, model=np.array(args.model))
+    print(f"wrote {out}: {len(names)} x {emb.shape[1]} ({args.model})")
+    return 0
