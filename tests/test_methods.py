@@ -36,6 +36,16 @@ TINY: dict[str, dict] = {
         epochs=2, batch_size=16, noise_dim=4, hidden_g=(16,), hidden_d=(16,), critic_steps=2
     ),
     "izf": dict(epochs=2, batch_size=16, n_blocks=2, hidden=8),
+    "gsmflow": dict(
+        epochs=2,
+        batch_size=16,
+        n_blocks=2,
+        hidden=8,
+        semantic_out=8,
+        contrastive_hidden=8,
+        contrastive_epochs=1,
+        mining_steps=2,
+    ),
     "cvae": dict(epochs=2, batch_size=16, hidden=16, lambda_c=1.0, lambda_immd=0.1),
     "cgan-immd": dict(
         epochs=2, batch_size=16, hidden_g=16, hidden_d=16, critic_steps=2, pretrain_epochs=2

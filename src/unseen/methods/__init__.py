@@ -12,6 +12,7 @@ from unseen.methods.clswgan import CLSWGAN, CLSWGANConfig
 from unseen.methods.coupling import TLCoupling, TLCouplingConfig
 from unseen.methods.cvae import CVAE, CVAEConfig
 from unseen.methods.gmn import GMN, GMNConfig
+from unseen.methods.gsmflow import GSMFlow, GSMFlowConfig
 from unseen.methods.izf import IZF, IZFConfig
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "CLSWGANConfig",
     "CVAEConfig",
     "GMNConfig",
+    "GSMFlow",
+    "GSMFlowConfig",
     "GenerativeMethod",
     "IZFConfig",
     "MethodConfig",

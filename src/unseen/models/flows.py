@@ -47,7 +47,9 @@ from torch import nn
 
 __all__ = [
     "AffineCoupling",
+    "ConditionalCouplingFlow",
     "CouplingFlow",
+    "GlowCoupling",
     "Permutation",
     "affine_coupling_forward",
     "affine_coupling_inverse",
@@ -55,16 +57,17 @@ __all__ = [
 ]
 
 
-def soft_clamp(s: torch.Tensor, clamp: float | None) -> torch.Tensor:
+def soft_clamp(s: torch.Tensor, clamp: float | None, scale: float = 2.0 / math.pi) -> torch.Tensor:
     r"""Bound log-scales smoothly to :math:`(-c, c)`: :math:`\frac{2c}{\pi}\arctan(s / c)`.
 
     ``clamp=None`` returns ``s`` unchanged (the paper's Eq. 2). The bounded form is FrEIA's
     (used by the IZF author's unpublished prototype with ``c = 2``); it is an option for
     degenerate data (e.g. the zero-padded toy problem), whose likelihood is unbounded.
+    ``scale`` replaces :math:`2/\pi`: FrEIA and GSMFlow's official code write it ``0.636``.
     """
     if clamp is None:
         return s
-    return (2.0 * clamp / math.pi) * torch.atan(s / clamp)
+    return (scale * clamp) * torch.atan(s / clamp)
 
 
 def affine_coupling_forward(
@@ -238,3 +241,256 @@ class CouplingFlow(nn.Module):
         for layer in reversed(self.layers):
             z = layer.inverse(z)
         return z
+
+
+class GlowCoupling(nn.Module):
+    r"""A GLOW-style affine coupling block that updates both halves (GSMFlow Eq. 15-16).
+
+    With :math:`x = [u_1, u_2]`, :math:`|u_1| = \lfloor d/2 \rfloor` and an optional condition
+    :math:`a` concatenated to every sub-network input:
+
+    .. math:: v_1 = u_1 \odot \exp(s_1([u_2, a])) + t_1([u_2, a]), \quad
+              v_2 = u_2 \odot \exp(s_2([v_1, a])) + t_2([v_1, a]),
+
+    and :math:`\log|\det| = \sum s_1 + \sum s_2`. Sub-network ``k`` is
+    ``Linear(|in| + d_a, hidden) -> LeakyReLU -> Linear(hidden, 2 |out|)`` whose output is
+    ``[s_k, t_k]`` (one net for both, as FrEIA's ``GLOWCouplingBlock`` and GSMFlow's code).
+
+    The block works on the two halves separately (no ``cat``/``split`` per block) and takes
+    the condition's share of each first layer, :math:`W_a a + b`, as the ready-made
+    ``(batch, hidden)`` tensors ``c1``/``c2``: :class:`ConditionalCouplingFlow` computes them
+    once per distinct condition vector (a batch holds few classes) for all blocks in one
+    matrix product, instead of once per sample. ``c1 = c2 = None`` is the unconditional
+    block (the first layers then add their own bias).
+
+    Args:
+        features: ``d``.
+        hidden: hidden width of both sub-networks (GSMFlow: 2048).
+        slope: LeakyReLU negative slope (GSMFlow's code: 0.2).
+        clamp: soft bound of the log-scales (:func:`soft_clamp`); ``None`` = plain ``exp(s)``.
+        clamp_scale: the :math:`2/\pi` of :func:`soft_clamp` (FrEIA writes 0.636).
+    """
+
+    def __init__(
+        self,
+        features: int,
+        hidden: int,
+        slope: float = 0.2,
+        clamp: float | None = 1.0,
+        clamp_scale: float = 2.0 / math.pi,
+    ) -> None:
+        super().__init__()
+        if features < 2:
+            raise ValueError(f"a coupling block needs >= 2 features, got {features}")
+        self.features, self.hidden = features, hidden
+        self.d1 = features // 2
+        self.d2 = features - self.d1
+        self.slope, self.clamp, self.clamp_scale = slope, clamp, clamp_scale
+        d1, d2 = self.d1, self.d2
+        # Sub-network 1 reads u2 (and a) and transforms u1; sub-network 2 reads v1, moves u2.
+        self.weight_in1 = nn.Parameter(torch.empty(hidden, d2))
+        self.weight_in2 = nn.Parameter(torch.empty(hidden, d1))
+        self.bias_in = nn.Parameter(torch.empty(2, hidden))
+        self.weight_out1 = nn.Parameter(torch.empty(2 * d1, hidden))
+        self.bias_out1 = nn.Parameter(torch.empty(2 * d1))
+        self.weight_out2 = nn.Parameter(torch.empty(2 * d2, hidden))
+        self.bias_out2 = nn.Parameter(torch.empty(2 * d2))
+        self.reset_parameters()
+
+    def reset_parameters(self, std: float | None = None, fan_in_extra: int = 0) -> None:
+        """``nn.Linear``'s default initialisation (first layers see ``fan_in_extra`` more
+        inputs: the condition), or N(0, std^2) for every parameter (GSMFlow's code: 0.01)."""
+        if std is not None:
+            for p in self.parameters():
+                nn.init.normal_(p, 0.0, std)
+            return
+        for w, b, fan in (
+            (self.weight_in1, self.bias_in[0], self.d2 + fan_in_extra),
+            (self.weight_in2, self.bias_in[1], self.d1 + fan_in_extra),
+            (self.weight_out1, self.bias_out1, self.hidden),
+            (self.weight_out2, self.bias_out2, self.hidden),
+        ):
+            bound = 1.0 / math.sqrt(fan)
+            with torch.no_grad():
+                w.uniform_(-bound, bound)
+                b.uniform_(-bound, bound)
+
+    def subnet(
+        self, k: int, u: torch.Tensor, c: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(s_k, t_k)`` of sub-network ``k`` (1 or 2) on input ``u`` and condition share ``c``."""
+        w_in, w_out, b_out = (
+            (self.weight_in1, self.weight_out1, self.bias_out1)
+            if k == 1
+            else (self.weight_in2, self.weight_out2, self.bias_out2)
+        )
+        first = self.bias_in[k - 1] if c is None else c  # c already holds W_a a + b
+        h = nn.functional.leaky_relu(torch.addmm(first, u, w_in.t()), self.slope)
+        st = torch.addmm(b_out, h, w_out.t())
+        d = st.shape[1] // 2
+        return soft_clamp(st[:, :d], self.clamp, self.clamp_scale), st[:, d:]
+
+    def forward(
+        self,
+        u1: torch.Tensor,
+        u2: torch.Tensor,
+        c1: torch.Tensor | None = None,
+        c2: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Eq. 15: ``(v1, v2, log|det|)``."""
+        s1, t1 = self.subnet(1, u2, c1)
+        v1, ladj1 = affine_coupling_forward(u1, s1, t1)
+        s2, t2 = self.subnet(2, v1, c2)
+        v2, ladj2 = affine_coupling_forward(u2, s2, t2)
+        return v1, v2, ladj1 + ladj2
+
+    def inverse(
+        self,
+        v1: torch.Tensor,
+        v2: torch.Tensor,
+        c1: torch.Tensor | None = None,
+        c2: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 16: ``(u1, u2)``, the half-steps undone in reverse order."""
+        s2, t2 = self.subnet(2, v1, c2)
+        u2 = affine_coupling_inverse(v2, s2, t2)
+        s1, t1 = self.subnet(1, u2, c1)
+        return affine_coupling_inverse(v1, s1, t1), u2
+
+    def extra_repr(self) -> str:
+        return (
+            f"features={self.features}, hidden={self.hidden}, slope={self.slope}, "
+            f"clamp={self.clamp}"
+        )
+
+
+class ConditionalCouplingFlow(nn.Module):
+    r"""``n_blocks`` :class:`GlowCoupling` blocks conditioned on a vector :math:`a` (GSMFlow's
+    :math:`f(x; a)`, Eq. 11-16), with optional fixed permutations before each block.
+
+    ``forward(x, cond, index)`` returns :math:`(f(x; a), \log|\det \partial f / \partial x|)`;
+    ``inverse(z, cond, index)`` is :math:`f^{-1}(z; a)` (Eq. 12/19). The condition is either
+    one row per sample (``index=None``) or ``(k, d_a)`` distinct rows with ``index`` mapping
+    each sample to its row (e.g. ``torch.unique(labels, return_inverse=True)``): the
+    condition's share of every first layer is then computed for the ``k`` rows only, in one
+    matrix product for all blocks, and gathered per sample -- the same function with far
+    fewer FLOPs when a batch holds few classes (``benchmarks/gsmflow_speed.py``).
+
+    Args:
+        features: ``d``.
+        cond_features: ``d_a`` (0 = unconditional).
+        n_blocks: number of coupling blocks (GSMFlow: 3 or 5; Fig. 7e).
+        hidden: sub-network hidden width (GSMFlow: 2048).
+        slope, clamp, clamp_scale: see :class:`GlowCoupling`.
+        permute: a fixed random permutation before each block (GSMFlow's code has none).
+        init_std: N(0, init_std^2) initialisation of every parameter (GSMFlow's code: 0.01);
+            ``None`` = ``nn.Linear``'s default.
+        generator: random generator for the permutations.
+
+    Example:
+        >>> flow = ConditionalCouplingFlow(6, 3, n_blocks=2, hidden=8)
+        >>> x, a = torch.randn(4, 6), torch.randn(4, 3)
+        >>> z, ladj = flow(x, a)
+        >>> torch.allclose(flow.inverse(z, a), x, atol=1e-5)
+        True
+    """
+
+    def __init__(
+        self,
+        features: int,
+        cond_features: int = 0,
+        n_blocks: int = 3,
+        hidden: int = 2048,
+        slope: float = 0.2,
+        clamp: float | None = 1.0,
+        clamp_scale: float = 2.0 / math.pi,
+        permute: bool = False,
+        init_std: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if n_blocks < 1:
+            raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
+        self.features, self.cond_features = features, cond_features
+        self.n_blocks, self.hidden = n_blocks, hidden
+        self.blocks = nn.ModuleList(
+            GlowCoupling(features, hidden, slope, clamp, clamp_scale) for _ in range(n_blocks)
+        )
+        self.perms = (
+            nn.ModuleList(Permutation(features, generator) for _ in range(n_blocks))
+            if permute
+            else None
+        )
+        # The condition's columns of every first layer, all blocks stacked: one GEMM.
+        self.cond_weight = (
+            nn.Parameter(torch.empty(n_blocks * 2 * hidden, cond_features))
+            if cond_features
+            else None
+        )
+        self.reset_parameters(init_std)
+
+    def reset_parameters(self, std: float | None = None) -> None:
+        for block in self.blocks:
+            block.reset_parameters(std, fan_in_extra=self.cond_features)
+        if self.cond_weight is not None:
+            if std is not None:
+                nn.init.normal_(self.cond_weight, 0.0, std)
+            else:  # the same U(+-1/sqrt(fan_in)) as the rest of each first layer
+                bound = 1.0 / math.sqrt(self.cond_features + self.features // 2)
+                nn.init.uniform_(self.cond_weight, -bound, bound)
+
+    def condition_shares(
+        self, cond: torch.Tensor | None, index: torch.Tensor | None
+    ) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
+        """Per block, ``(c1, c2)``: :math:`W_a a + b` of both first layers, one row per sample."""
+        if self.cond_weight is None:
+            if cond is not None and cond.shape[-1] != 0:
+                raise ValueError("this flow is unconditional; pass cond=None")
+            return [(None, None)] * self.n_blocks
+        if cond is None:
+            raise ValueError(f"this flow needs a ({self.cond_features},)-d condition")
+        proj = (cond @ self.cond_weight.t()).view(len(cond), self.n_blocks, 2, self.hidden)
+        out = []
+        for i, block in enumerate(self.blocks):
+            pair = []
+            for j in range(2):
+                c = proj[:, i, j] + block.bias_in[j]  # k rows: cheap
+                pair.append(c if index is None else c[index])
+            out.append((pair[0], pair[1]))
+        return out
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        index: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(z, log|det dz/dx|)`` (Eq. 11, 13); the log-det is per sample."""
+        shares = self.condition_shares(cond, index)
+        d1 = self.features // 2
+        ladj = x.new_zeros(x.shape[0])
+        u1, u2 = x[:, :d1], x[:, d1:]
+        for i, block in enumerate(self.blocks):
+            if self.perms is not None:
+                xp = self.perms[i](torch.cat([u1, u2], 1))[0]
+                u1, u2 = xp[:, :d1], xp[:, d1:]
+            u1, u2, block_ladj = block(u1, u2, *shares[i])
+            ladj = ladj + block_ladj
+        return torch.cat([u1, u2], 1), ladj
+
+    def inverse(
+        self,
+        z: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:math:`f^{-1}(z; a)` (Eq. 12, 16, 19)."""
+        shares = self.condition_shares(cond, index)
+        d1 = self.features // 2
+        v1, v2 = z[:, :d1], z[:, d1:]
+        for i in reversed(range(self.n_blocks)):
+            v1, v2 = self.blocks[i].inverse(v1, v2, *shares[i])
+            if self.perms is not None:
+                xp = self.perms[i].inverse(torch.cat([v1, v2], 1))
+                v1, v2 = xp[:, :d1], xp[:, d1:]
+        return torch.cat([v1, v2], 1)
