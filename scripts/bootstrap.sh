@@ -12,5 +12,6 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/pip install -q --disable-pip-version-check "$TORCH_SPEC"
 fi
-# sweep + dist: the Optuna sweep and the Ray-cluster tests run in CI too
-.venv/bin/pip install -q --disable-pip-version-check -e '.[dev,sweep,dist]'
+# sweep + dist: the Optuna sweep and the Ray-cluster tests run in CI too; text + extract:
+# the text-to-new-class and feature-extraction tests (about 1 min more to install, no cache)
+.venv/bin/pip install -q --disable-pip-version-check -e '.[dev,sweep,dist,text,extract]'
