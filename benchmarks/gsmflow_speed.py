@@ -1,0 +1,271 @@
+"""GSMFlow training step: our conditional coupling flow vs FrEIA's GLOWCouplingBlock.
+
+Both are the official architecture (3 GLOW-style blocks, 2048-d features, 1024-d condition,
+sub-networks Linear(1024 + 1024 -> 2048) -> LeakyReLU(0.2) -> Linear(2048 -> 2048), soft
+clamp 1 with 0.636 atan, no permutation), batch 256, fp32, the official NLL per dimension
+``mean(z^2)/2 - mean(log-det)/d``, backward and an Adam step (the same optimizer for both).
+The condition of each sample is its class's row of a trainable ``(n_classes, 1024)`` table,
+standing in for the relative-positioning output a^g (trained jointly, so it needs
+gradients in both models). FrEIA concatenates the condition to every sub-network input per
+sample; ours computes the condition's share of the first layers once per distinct class in
+the batch, for all blocks in one product (``ConditionalCouplingFlow``), and keeps the halves
+apart instead of splitting/concatenating in every block.
+
+Same numerics: FrEIA's weights are copied into ours and the script prints the largest
+difference of z and of the log-det on one batch before timing (float32 rounding only).
+Timing: ``--rounds`` interleaved rounds of ``--steps`` steps of each model; min and median
+ms per step. GFLOP per step from ``torch.utils.flop_counter`` (forward + backward, no
+optimizer); achieved GFLOP/s = that / median time. Peak memory: peak RSS of a fresh
+subprocess running a few steps of one model (CPU), or ``torch.cuda.max_memory_allocated``.
+
+Run single-threaded on this project's shared CPU: ``/work/heavy .venv/bin/python
+benchmarks/gsmflow_speed.py`` (FrEIA is in the ``bench`` extra: ``pip install -e .[bench]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from unseen.models.flows import ConditionalCouplingFlow
+
+
+def build_freia(d: int, d_c: int, hidden: int, n_blocks: int, clamp: float) -> nn.Module:
+    import FrEIA.framework as Ff
+    import FrEIA.modules as Fm
+
+    def subnet(c_in: int, c_out: int) -> nn.Module:
+        return nn.Sequential(nn.Linear(c_in, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, c_out))
+
+    inn = Ff.SequenceINN(d)
+    for _ in range(n_blocks):
+        inn.append(
+            Fm.GLOWCouplingBlock,
+            cond=0,
+            cond_shape=(d_c,),
+            subnet_constructor=subnet,
+            clamp=clamp,
+            clamp_activation="ATAN",
+        )
+    return inn
+
+
+@torch.no_grad()
+def copy_freia_into_ours(ref: nn.Module, ours: ConditionalCouplingFlow) -> None:
+    """FrEIA 0.2 updates x1 from [x2, c] first (its ``subnet2``), then x2 from [y1, c]
+    (``subnet1``): our sub-networks 1 and 2, in Eq. 15's order."""
+    h, d_c = ours.hidden, ours.cond_features
+    cw = ours.cond_weight.view(ours.n_blocks, 2, h, d_c)
+    for i, (blk, mine) in enumerate(zip(ref.module_list, ours.blocks)):
+        for j, sub in enumerate((blk.subnet2, blk.subnet1)):
+            first, last = sub[0], sub[2]
+            d_in = first.weight.shape[1] - d_c
+            getattr(mine, f"weight_in{j + 1}").copy_(first.weight[:, :d_in])
+            cw[i, j].copy_(first.weight[:, d_in:])
+            mine.bias_in[j].copy_(first.bias)
+            getattr(mine, f"weight_out{j + 1}").copy_(last.weight)
+            getattr(mine, f"bias_out{j + 1}").copy_(last.bias)
+
+
+def make_models(args, device):
+    torch.manual_seed(0)
+    ref = build_freia(args.features, args.cond, args.hidden, args.blocks, args.clamp).to(device)
+    ours = ConditionalCouplingFlow(
+        args.features,
+        args.cond,
+        n_blocks=args.blocks,
+        hidden=args.hidden,
+        slope=0.2,
+        clamp=args.clamp,
+        clamp_scale=0.636,
+    ).to(device)
+    copy_freia_into_ours(ref, ours)
+    return ref, ours
+
+
+def make_step(kind: str, model: nn.Module, table: nn.Parameter, args, device):
+    params = [*model.parameters(), table]
+    opt = torch.optim.Adam(params, lr=1e-4, fused=args.fused_adam)
+    gen = torch.Generator(device="cpu").manual_seed(1)
+    d = args.features
+
+    def batch():
+        x = torch.rand(args.batch, d, generator=gen).to(device)
+        y = torch.randint(args.classes, (args.batch,), generator=gen).to(device)
+        return x, y
+
+    def loss_of(x, y):
+        if kind == "freia":
+            z, ladj = model(x, c=[table[y]])
+        else:
+            classes, index = torch.unique(y, return_inverse=True)
+            z, ladj = model(x, table[classes], index)
+        return 0.5 * z.pow(2).mean() - ladj.mean() / d
+
+    def step():
+        x, y = batch()
+        loss = loss_of(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step, batch, loss_of
+
+
+def sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_child(kind: str, args) -> None:
+    """Subprocess body: a few steps of one model; prints its peak memory as JSON."""
+    device = torch.device(args.device)
+    ref, ours = make_models(args, device)
+    model = ref if kind == "freia" else ours
+    table = nn.Parameter(torch.randn(args.classes, args.cond, device=device))
+    step, _, _ = make_step(kind, model, table, args, device)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for _ in range(3):
+        step()
+    sync(device)
+    out = {
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_steps_mib": before,
+    }
+    if device.type == "cuda":
+        out["cuda_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    print(json.dumps(out))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--features", type=int, default=2048)
+    p.add_argument("--cond", type=int, default=1024)
+    p.add_argument("--hidden", type=int, default=2048)
+    p.add_argument("--blocks", type=int, default=3)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--classes", type=int, default=40, help="seen classes (AWA2: 40)")
+    p.add_argument("--clamp", type=float, default=1.0)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--fused-adam", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--child", choices=["freia", "ours"], help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        peak_memory_child(args.child, args)
+        return
+    device = torch.device(args.device)
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}; "
+        f"d {args.features}, cond {args.cond}, hidden {args.hidden}, blocks {args.blocks}, "
+        f"batch {args.batch}, classes {args.classes}, Adam fused={args.fused_adam}",
+        flush=True,
+    )
+    ref, ours = make_models(args, device)
+    table_f = nn.Parameter(torch.randn(args.classes, args.cond, device=device))
+    table_o = nn.Parameter(table_f.detach().clone())
+    step_f, batch_f, loss_f = make_step("freia", ref, table_f, args, device)
+    step_o, _, loss_o = make_step("ours", ours, table_o, args, device)
+
+    # Same numerics: one batch through both (before any step changes the weights).
+    x, y = batch_f()
+    with torch.no_grad():
+        zf, lf = ref(x, c=[table_f[y]])
+        classes, index = torch.unique(y, return_inverse=True)
+        zo, lo = ours(x, table_o[classes], index)
+    numerics = {
+        "max_abs_diff_z": float((zf - zo).abs().max()),
+        "max_abs_z": float(zf.abs().max()),
+        "max_abs_diff_logdet": float((lf - lo).abs().max()),
+        "max_abs_logdet": float(lf.abs().max()),
+        "distinct_classes_in_batch": len(classes),
+    }
+    print("numerics (FrEIA weights copied into ours):", json.dumps(numerics), flush=True)
+
+    flops = {}
+    for name, fn in (("freia", loss_f), ("ours", loss_o)):
+        with FlopCounterMode(display=False) as counter:
+            fn(x, y).backward()
+        flops[name] = counter.get_total_flops() / 1e9
+    ref.zero_grad(set_to_none=True)
+    ours.zero_grad(set_to_none=True)
+
+    for step in (step_f, step_o, step_f, step_o):  # warm-up (lazy init, allocator)
+        step()
+    times: dict[str, list[float]] = {"freia": [], "ours": []}
+    for r in range(args.rounds):
+        order = (("freia", step_f), ("ours", step_o))
+        for name, step in order if r % 2 == 0 else order[::-1]:
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            sync(device)
+            times[name].append((time.perf_counter() - t0) / args.steps * 1e3)
+
+    memory = {}
+    if args.memory:
+        for name in ("freia", "ours"):
+            cmd = [sys.executable, __file__, "--child", name] + [
+                a for a in sys.argv[1:] if a not in ("--memory", "--no-memory")
+            ]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            memory[name] = json.loads(out.strip().splitlines()[-1])
+
+    rows = {}
+    print("\n| model | ms/step min | ms/step median | GFLOP/step | GFLOP/s (median) | peak MiB |")
+    print("|---|---|---|---|---|---|")
+    for name, label in (
+        ("freia", "FrEIA GLOWCouplingBlock"),
+        ("ours", "unseen ConditionalCouplingFlow"),
+    ):
+        t = times[name]
+        med = statistics.median(t)
+        mem = memory.get(name, {})
+        peak = mem.get("cuda_peak_mib", mem.get("peak_rss_mib"))
+        rows[name] = {
+            "ms_min": min(t),
+            "ms_median": med,
+            "gflop": flops[name],
+            "gflops": flops[name] / med * 1e3,
+            "peak_mib": peak,
+            "times_ms": t,
+        }
+        print(
+            f"| {label} | {min(t):.0f} | {med:.0f} | {flops[name]:.1f} | "
+            f"{flops[name] / med * 1e3:.1f} | {'-' if peak is None else f'{peak:.0f}'} |"
+        )
+    speedup_min = rows["freia"]["ms_min"] / rows["ours"]["ms_min"]
+    speedup_med = rows["freia"]["ms_median"] / rows["ours"]["ms_median"]
+    print(
+        f"\nspeed-up of ours over FrEIA per step: {speedup_min:.2f}x (min), "
+        f"{speedup_med:.2f}x (median); target >= 1.5x"
+    )
+    print(
+        json.dumps(
+            {
+                "config": vars(args),
+                "numerics": numerics,
+                "rows": rows,
+                "speedup_min": speedup_min,
+                "speedup_median": speedup_med,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
