@@ -1,0 +1,408 @@
+"""Training speed and memory of every registered method at the real benchmark shapes.
+
+For each method x shape it prints the time of one training step (one minibatch of the
+method's ``batch_size``: for the GANs ``critic_steps`` critic updates + one generator update),
+the time per epoch EXTRAPOLATED from it (step time x ceil(n_train / batch): every method's
+epoch is that many such steps), samples/s, the matmul FLOPs of one step counted by
+``torch.utils.flop_counter.FlopCounterMode`` (matrix products only: element-wise work is not
+counted, so GFLOP/s is a lower bound of the work done), the achieved GFLOP/s, this machine's
+fp32 sgemm rate measured right after the step in the same process (so both see the same
+load on a shared machine), and peak memory. For the flows (IZF, GSMFlow) it also times the
+flow's own likelihood step beside the FrEIA reference of the same architecture.
+
+    python benchmarks/speed_all.py                           # every method, every shape
+    python benchmarks/speed_all.py --methods izf --shapes FLO --steps 2 --device cuda
+
+Each measurement runs in a fresh process (``--one``), so that peak memory is that
+measurement's: on CPU the process's peak RSS (``ru_maxrss``) and its growth over the RSS
+before the model was built, on CUDA ``torch.cuda.max_memory_allocated``. On CUDA ``--amp``
+runs the step under bf16 autocast (not used for any result in unseen; speed only).
+
+Networks have the sizes of the method's shipped per-dataset config (``configs/<method>/
+<DATASET>.yaml``, the paper sizes where the paper gives them), the features are random
+(speed does not depend on their values), the shapes are the real ones (n_train = trainval
+images, 2048-d ResNet-101 features, semantic dim, seen classes):
+AWA2 23527 x 2048 (85-d), CUB 7057 x 2048 (312-d attributes or 1024-d sentences),
+SUN 10320 x 2048 (102-d), FLO 5631 x 2048 (1024-d).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SHAPES = {  # n_train, feature dim, semantic dim, seen classes, unseen classes, config dataset
+    "AWA2": (23527, 2048, 85, 40, 10, "AWA2"),
+    "CUB-312": (7057, 2048, 312, 150, 50, "CUB"),
+    "CUB-1024": (7057, 2048, 1024, 150, 50, "CUB"),
+    "SUN": (10320, 2048, 102, 645, 72, "SUN"),
+    "FLO": (5631, 2048, 1024, 82, 20, "FLO"),
+}
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def sgemm_gflops(device, n: int = 2048, k: int = 256, reps: int = 20) -> float:
+    """fp32 ``(n x n) @ (n x k)`` rate, the yardstick of the achieved GFLOP/s."""
+    import torch
+
+    a, b = torch.randn(n, n, device=device), torch.randn(n, k, device=device)
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    _sync(device)
+    return 2 * n * n * k * reps / (time.perf_counter() - t) / 1e9
+
+
+def fake_data(n: int, shape: str, device, seed: int = 0):
+    import torch
+
+    from unseen.data.task import SeenTrainData
+
+    _, d, da, n_seen, n_unseen, _ = SHAPES[shape]
+    g = torch.Generator().manual_seed(seed)
+    return SeenTrainData(
+        features=torch.rand(n, d, generator=g),
+        labels=torch.arange(n) % n_seen,
+        semantics=torch.rand(n_seen + n_unseen, da, generator=g),
+        seen_classes=torch.arange(n_seen),
+        unseen_classes=torch.arange(n_seen, n_seen + n_unseen),
+        name=f"speed-{shape}",
+        synthetic=True,
+    )
+
+
+def _peak(device, base_rss: float) -> dict:
+    import torch
+
+    if device.type == "cuda":
+        return {"peak_mib": torch.cuda.max_memory_allocated(device) / 2**20, "memory": "cuda"}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"peak_mib": peak, "peak_growth_mib": peak - base_rss, "memory": "rss"}
+
+
+def measure_method(method: str, shape: str, steps: int, device_name: str, amp: bool) -> dict:
+    """One method at one shape: step time, epoch estimate, FLOPs, memory (this process)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from unseen.config import resolve_run_config
+    from unseen.methods.base import config_from_dict, get_method
+
+    device = torch.device(device_name)
+    n_train = SHAPES[shape][0]
+    cls = get_method(method)
+    shipped = Path(__file__).resolve().parents[1] / "configs" / method / f"{SHAPES[shape][5]}.yaml"
+    if shipped.exists():
+        params = resolve_run_config(method, SHAPES[shape][5]).method_params
+        source = f"configs/{method}/{shipped.name}"
+    else:  # no shipped config for this dataset: the method's defaults
+        params, source = {}, "method defaults"
+    cfg = config_from_dict(cls.config_class, {**cls.config_class().__dict__, **params}, "method")
+    batch = int(cfg.batch_size)
+    base_rss = _rss_mib()
+    m = cls(cfg, device=device, seed=0)
+    # Build + the method's one-off set-up (_prepare: e.g. f-CLSWGAN's seen-class classifier)
+    # on one minibatch; the set-up is not part of the per-epoch cost measured below.
+    m.fit(fake_data(batch, shape, device), epochs=0)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    ctx = (
+        torch.autocast(device.type, dtype=torch.bfloat16)
+        if amp
+        else torch.autocast(device.type, enabled=False)
+    )
+    one = m._to_device(fake_data(batch, shape, device, seed=1))
+    with ctx, FlopCounterMode(display=False) as counter:  # also the warm-up step
+        m._train_epoch(one, 0)
+    flops = counter.get_total_flops()
+    many = m._to_device(fake_data(batch * steps, shape, device, seed=2))
+    _sync(device)
+    t = time.perf_counter()
+    with ctx:
+        m._train_epoch(many, 1)  # `steps` minibatch steps
+    _sync(device)
+    step_s = (time.perf_counter() - t) / steps
+    out = {
+        "method": method,
+        "shape": shape,
+        "config": source,
+        "batch": batch,
+        "steps_timed": steps,
+        "step_ms": 1000 * step_s,
+        "epoch_s_extrapolated": step_s * math.ceil(n_train / batch),
+        "samples_per_s": batch / step_s,
+        "gflop_per_step": flops / 1e9,
+        "gflops": flops / step_s / 1e9,
+        **_peak(device, base_rss),
+    }
+    out["sgemm_gflops"] = sgemm_gflops(device)
+    out["flow"] = None
+    if "flow" in (m.nets_ or {}):
+        try:
+            out["flow"] = _flow_reference(m, shape, device)
+        except Exception as exc:  # the method's own numbers stand without the reference
+            out["flow_error"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def _nll_step(flow, x, cond, opt) -> None:
+    import torch
+
+    z, ladj = flow(x, cond) if cond is not None else flow(x)
+    loss = (0.5 * z.pow(2).sum(1) - ladj).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    del torch
+
+
+def _freia_twin(flow, d_cond: int):
+    """The FrEIA network of the same architecture as unseen's flow ``flow``."""
+    import FrEIA.framework as Ff
+    import FrEIA.modules as Fm
+    from torch import nn
+
+    from unseen.models.flows import ConditionalCouplingFlow, CouplingFlow
+
+    if isinstance(flow, CouplingFlow):  # IZF: permutation + one-sided affine coupling
+        layer = next(m for m in flow.layers if hasattr(m, "hidden"))
+        h, slope, clamp = layer.hidden, layer.slope, layer.clamp
+
+        class TwoNets(nn.Module):  # separate s and t nets, as IZF (Eq. 2)
+            def __init__(self, d_in: int, d_out: int) -> None:  # d_out = 2 x half
+                super().__init__()
+                half = d_out // 2
+                self.s = nn.Sequential(nn.Linear(d_in, h), nn.LeakyReLU(slope), nn.Linear(h, half))
+                self.t = nn.Sequential(nn.Linear(d_in, h), nn.LeakyReLU(slope), nn.Linear(h, half))
+
+            def forward(self, x):
+                import torch
+
+                return torch.cat([self.s(x), self.t(x)], 1)
+
+        inn = Ff.SequenceINN(flow.features)
+        n_blocks = sum(1 for m in flow.layers if hasattr(m, "hidden"))
+        for _ in range(n_blocks):
+            inn.append(Fm.PermuteRandom, seed=0)
+            inn.append(
+                Fm.AffineCouplingOneSided,
+                subnet_constructor=TwoNets,
+                clamp=clamp or 1e9,
+                clamp_activation="ATAN",
+            )
+        return inn, "PermuteRandom + AffineCouplingOneSided (separate s, t nets)"
+    if isinstance(flow, ConditionalCouplingFlow):  # GSMFlow: GLOW coupling, conditioned
+        block = flow.blocks[0]
+        h, slope = block.hidden, block.slope
+
+        def subnet(d_in: int, d_out: int) -> nn.Module:
+            return nn.Sequential(nn.Linear(d_in, h), nn.LeakyReLU(slope), nn.Linear(h, d_out))
+
+        inn = Ff.SequenceINN(flow.features)
+        for _ in range(flow.n_blocks):
+            if getattr(flow, "perms", None):
+                inn.append(Fm.PermuteRandom, seed=0)
+            inn.append(
+                Fm.GLOWCouplingBlock,
+                subnet_constructor=subnet,
+                clamp=block.clamp or 1e9,
+                clamp_activation="ATAN",
+                cond=0,
+                cond_shape=(d_cond,),
+            )
+        return inn, "GLOWCouplingBlock (conditional)"
+    raise TypeError(f"no FrEIA twin for {type(flow).__name__}")
+
+
+def _flow_reference(m, shape: str, device, reps: int = 3) -> dict | None:
+    """Likelihood step (forward + log-det + backward + Adam) of the method's flow vs FrEIA."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    flow = m.nets_["flow"]
+    d_cond = getattr(flow, "cond_features", 0) or 0
+    batch = int(m.config.batch_size)
+    x = torch.rand(batch, flow.features, device=device)
+    cond = torch.rand(batch, d_cond, device=device) if d_cond else None
+    out: dict = {}
+    try:
+        twin, what = _freia_twin(flow, d_cond)
+    except ImportError:
+        twin, what = None, "FrEIA not installed (pip install FrEIA)"
+    except TypeError as exc:
+        twin, what = None, str(exc)
+    out["freia_architecture"] = what
+    nets = {"unseen": flow}
+    if twin is not None:
+        nets["freia"] = twin.to(device)
+    for name, net in nets.items():
+        opt = torch.optim.Adam(net.parameters(), 1e-4)
+        if name == "freia":
+
+            def fwd(x, c=None, net=net):
+                z, ladj = net(x, c=[c]) if c is not None else net(x)
+                return z, ladj
+
+        else:
+            fwd = net
+        with FlopCounterMode(display=False) as counter:
+            _nll_step(fwd, x, cond, opt)
+        times = []
+        for _ in range(reps):
+            _sync(device)
+            t = time.perf_counter()
+            _nll_step(fwd, x, cond, opt)
+            _sync(device)
+            times.append(time.perf_counter() - t)
+        best = min(times)
+        out[name] = {
+            "step_ms": 1000 * best,
+            "gflop_per_step": counter.get_total_flops() / 1e9,
+            "gflops": counter.get_total_flops() / best / 1e9,
+            "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
+        }
+    return out
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{cpu}, {cores} cores visible, {gpu}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch thread(s), Python {platform.python_version()}"
+    )
+
+
+def table(rows: list[dict]) -> str:
+    head = (
+        "| method | shape | batch | step ms | epoch s (extrap.) | samples/s | GFLOP/step | "
+        "GFLOP/s | sgemm GFLOP/s | % of sgemm | peak MiB |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['method']} | {r['shape']} | failed: {r['error']} |")
+            continue
+        lines.append(
+            f"| {r['method']} | {r['shape']} | {r['batch']} | {r['step_ms']:.0f} | "
+            f"{r['epoch_s_extrapolated']:.1f} | {r['samples_per_s']:.0f} | "
+            f"{r['gflop_per_step']:.2f} | {r['gflops']:.1f} | {r['sgemm_gflops']:.1f} | "
+            f"{100 * r['gflops'] / r['sgemm_gflops']:.0f}% | {r['peak_mib']:.0f} |"
+        )
+    for r in rows:
+        if r.get("flow_error"):
+            lines.append(f"\n{r['method']} {r['shape']}: flow reference failed: {r['flow_error']}")
+    flows = [r for r in rows if r.get("flow")]
+    if flows:
+        lines += [
+            "",
+            "Flow likelihood step (forward + log-det + backward + Adam, batch = the method's):",
+            "",
+            "| method | shape | unseen ms | unseen GFLOP/s | FrEIA ms | FrEIA GFLOP/s | "
+            "FrEIA / unseen time | FrEIA network |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in flows:
+            f = r["flow"]
+            u, fr = f["unseen"], f.get("freia")
+            ratio = f"{fr['step_ms'] / u['step_ms']:.2f}" if fr else "-"
+            fcells = f"{fr['step_ms']:.0f} | {fr['gflops']:.1f}" if fr else "- | -"
+            lines.append(
+                f"| {r['method']} | {r['shape']} | {u['step_ms']:.0f} | {u['gflops']:.1f} | "
+                f"{fcells} | {ratio} | {f['freia_architecture']} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--methods", nargs="+", help="default: every registered method")
+    p.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    p.add_argument("--steps", type=int, default=2, help="minibatch steps timed per measurement")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA speed check only)")
+    p.add_argument("--out", help="also write the rows as JSON and the table as Markdown here")
+    p.add_argument("--one", nargs=2, metavar=("METHOD", "SHAPE"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.one:
+        r = measure_method(args.one[0], args.one[1], args.steps, args.device, args.amp)
+        print("RESULT " + json.dumps(r), flush=True)
+        return 0
+    from unseen.methods import available_methods
+
+    methods = args.methods or list(available_methods())
+    print(f"machine: {machine()}")
+    print(
+        f"{args.steps} timed step(s) per measurement after one warm-up step; epoch times are "
+        "EXTRAPOLATED (step time x steps per epoch); each measurement in a fresh process.",
+        flush=True,
+    )
+    rows = []
+    for method in methods:
+        for shape in args.shapes:
+            cmd = [sys.executable, __file__, "--one", method, shape, "--steps", str(args.steps)]
+            cmd += ["--device", args.device] + (["--amp"] if args.amp else [])
+            t = time.time()
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if line is None:
+                err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                rows.append({"method": method, "shape": shape, "error": err[:200]})
+                print(f"{method} {shape}: FAILED: {err}", flush=True)
+                continue
+            r = json.loads(line[len("RESULT ") :])
+            rows.append(r)
+            print(
+                f"{method:11} {shape:8} step {r['step_ms']:8.0f} ms  "
+                f"epoch ~{r['epoch_s_extrapolated']:7.1f} s"
+                f"  {r['gflops']:6.1f} GFLOP/s (sgemm {r['sgemm_gflops']:.1f})"
+                f"  peak {r['peak_mib']:.0f} MiB  [{time.time() - t:.0f} s]",
+                flush=True,
+            )
+    text = table(rows)
+    print()
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"machine": machine(), "steps": args.steps, "device": args.device}
+        out.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=2))
+        out.with_suffix(".md").write_text(f"Machine: {meta['machine']}\n\n{text}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
