@@ -305,7 +305,10 @@ def run_sweep(
     folder = out / "trials" / f"{best['number']:04d}"
     say(f"[sweep] best on validation: trial {best['number']} {params} ({best['value']:.2f})")
     say(f"[sweep] retraining it on all seen training data, seeds {cfg.seeds}, test once")
-    results = run_job({"config": cfg.to_dict(), "out": str(folder)})
+    if (folder / "results.json").exists():  # a rerun of a finished sweep
+        results = json.loads((folder / "results.json").read_text())
+    else:
+        results = run_job({"config": cfg.to_dict(), "out": str(folder)})
     key = config_key(cfg.to_dict())
     store.add_results(
         key,
