@@ -224,6 +224,9 @@ def expand(
             config_file = entry.get("config")
             if config_file:
                 config_file = str(base / str(config_file).format(dataset=dataset))
+                if not Path(config_file).is_file():  # e.g. a method still being added
+                    skipped.append(f"{label} / {dataset}: config file {config_file} is missing")
+                    continue
             for vname, vset in variants.items():
                 overrides = _merge(
                     common, _sets(entry.get("set"), ewhere), _sets(vset, f"{ewhere}.{vname}")
