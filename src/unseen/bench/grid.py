@@ -67,7 +67,17 @@ _GRID_KEYS = {
     "papers",
     "entries",
 }
-_ENTRY_KEYS = {"label", "method", "config", "set", "variants", "paper", "datasets", "import_only"}
+_ENTRY_KEYS = {
+    "label",
+    "method",
+    "config",
+    "set",
+    "variants",
+    "paper",
+    "paper_variants",  # only these variants get the paper's numbers beside (the full model)
+    "datasets",
+    "import_only",
+}
 
 
 @dataclass
@@ -248,7 +258,9 @@ def expand(
                         variant=str(vname),
                         config=cfg,
                         key=config_key(cfg.to_dict()),
-                        paper=entry.get("paper"),
+                        paper=entry.get("paper")
+                        if vname in entry.get("paper_variants", [vname])
+                        else None,
                         import_only=bool(entry.get("import_only", False)),
                     )
                 )
