@@ -297,9 +297,10 @@ class GZSLScores:
     def reproduction_note(self) -> str:
         """How the reproduced H compares with results.json (float order may differ)."""
         a, b = self.reproduced, self.recorded
-        return (
-            f"reproduced H {a.h:.1f} (results.json {b.h:.1f}), AUSUC {a.ausuc:.1f} ({b.ausuc:.1f})"
-        )
+        out = f"reproduced H {a.h:.1f} (results.json {b.h:.1f})"
+        if a.h_cal is not None and b.h_cal is not None:
+            out += f", calibrated H {a.h_cal:.1f} ({b.h_cal:.1f})"
+        return out + f", AUSUC {a.ausuc:.1f} ({b.ausuc:.1f})"
 
 
 class _CapturingTask:
