@@ -122,7 +122,7 @@ def write_report(grid: Grid, store: Store, out: Path, status_line: str = "") -> 
         if missing:
             lines += ["", f"Not in this report (no finished run yet): {', '.join(missing)}."]
         lines += [""]
-        fig = _figure(mine, papers, dataset, out)
+        fig = _figure(mine, papers, dataset, out, bool(note))
         if fig:
             lines += [f"![H per row on {dataset}]({fig.name})", ""]
     if grid.skipped:
@@ -188,7 +188,11 @@ def _write_csv(summary: list[dict[str, Any]], rows: list[dict[str, Any]], out: P
 
 
 def _figure(
-    summary: list[dict[str, Any]], papers: dict[str, Any], dataset: str, out: Path
+    summary: list[dict[str, Any]],
+    papers: dict[str, Any],
+    dataset: str,
+    out: Path,
+    features_differ: bool = False,
 ) -> Path | None:
     if not summary:
         return None
@@ -209,7 +213,10 @@ def _figure(
         ax.scatter(*zip(*px), marker="*", s=120, color="k", zorder=3, label="paper H")
     ax.set_xticks(list(xs), [s["label"] for s in summary], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("%")
-    ax.set_title(f"{dataset}: GZSL H, mean ± std over seeds (features differ from papers')")
+    title = f"{dataset}: GZSL H, mean ± std over seeds"
+    if features_differ:
+        title += " (paper H: other features, see report)"
+    ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()
     path = out / f"h_{dataset}.png"
