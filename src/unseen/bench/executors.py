@@ -85,12 +85,20 @@ class LocalExecutor:
         """Yield ``(index, results or exception)`` as jobs finish."""
         if not specs:
             return
-        if self.workers == 1 and not self.cuda:
-            for i, spec in enumerate(specs):
-                try:
-                    yield i, run_job({**spec, "threads": self.threads})
-                except Exception as exc:
-                    yield i, exc
+        if self.workers == 1 and not self.cuda:  # in this process, one job after another
+            import torch
+
+            before = torch.get_num_threads()
+            try:
+                for i, spec in enumerate(specs):
+                    try:
+                        result: Any = run_job({**spec, "threads": self.threads})
+                    except Exception as exc:
+                        result = exc
+                    torch.set_num_threads(before)  # the caller's setting between jobs
+                    yield i, result
+            finally:
+                torch.set_num_threads(before)
             return
         ctx = mp.get_context("spawn")
         n = min(self.workers, len(specs))
