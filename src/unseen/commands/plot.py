@@ -166,7 +166,7 @@ def _cmd_tsne(args: argparse.Namespace) -> int:
         pts["names"],
         title(
             f"t-SNE of real vs generated features: {len(pts['classes'])} of "
-            f"{pts['n_pool']} {args.classes} classes",
+            f"{pts['n_pool']} {'' if args.classes == 'all' else args.classes + ' '}classes",
             dataset=run.dataset,
             synthetic=run.synthetic,
             method=run.method,
