@@ -329,9 +329,9 @@ def bars_figure(
             vals = summary.get(m, {}).get("values", [])
             ax.plot([p] * len(vals), vals, "o", ms=3, color="black", alpha=0.6)
         if n <= 4:
-            for p, v in zip(pos, means):
+            for p, v, sd in zip(pos, means, stds):
                 if np.isfinite(v):
-                    ax.text(p, v + 1.5, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
+                    ax.text(p, v + sd + 1.0, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(x, [METRIC_LABELS.get(m, m) for m in metrics])
     ax.set_ylabel("per-class top-1 accuracy / AUSUC (%)")
     top = max(
