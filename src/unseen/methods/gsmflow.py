@@ -92,8 +92,8 @@ class GSMFlowConfig(MethodConfig):
         perturbation: lambda_2 of Eq. 5 (paper: 0.02-0.15 per dataset; Fig. 7b).
         lambda_proto: lambda_3 of Eq. 18 (paper: 1-20; Fig. 7c).
         contrastive_hidden: hidden width of g (official: 2048).
-        contrastive_epochs, contrastive_lr: training of g with Eq. 2 (Adam; not given in the
-            paper or the guide's notes: ours).
+        contrastive_epochs, contrastive_lr, contrastive_batch: training of g with Eq. 2
+            (Adam; not given in the paper or the guide's notes: ours, see docs/gsmflow.md).
         mining_steps, mining_lr, entropy_weight: K, eta and lambda_1 of Eq. 4 (official per
             dataset; Fig. 7a, 7f).
     """
@@ -117,7 +117,8 @@ class GSMFlowConfig(MethodConfig):
     lambda_proto: float = 3.0
     contrastive_hidden: int = 2048
     contrastive_epochs: int = 5
-    contrastive_lr: float = 1e-4
+    contrastive_lr: float = 1e-3
+    contrastive_batch: int = 64
     mining_steps: int = 20
     mining_lr: float = 20.0
     entropy_weight: float = 1.0
@@ -178,7 +179,7 @@ class GSMFlow(GenerativeMethod):
             init_std=c.init_std or None,
         )
         if sw["em"]:
-            nets["g"] = ContrastiveNet(d, d_a, c.contrastive_hidden)
+            nets["g"] = ContrastiveNet(d, d_a, c.contrastive_hidden, dims["n_seen"])
         self.nets_ = nn.ModuleDict(nets)
         params = [p for k, m in nets.items() if k != "g" for p in m.parameters()]
         self.optimizers_ = {"flow": make_adam(params, c.lr, c.weight_decay)}
@@ -211,7 +212,7 @@ class GSMFlow(GenerativeMethod):
         g.train()
         for _ in range(c.contrastive_epochs):
             perm = torch.randperm(len(col), device=col.device)
-            for idx in perm.split(c.batch_size):
+            for idx in perm.split(c.contrastive_batch):
                 loss = contrastive_loss(g.scores(data.features[idx], sem), col[idx]).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
