@@ -181,11 +181,17 @@ class BilinearClassifier(BaseClassifier):
         self, X: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, sem: torch.Tensor
     ) -> torch.Tensor:
         """Logits ``x^T W a_k + beta_k``; ``bias`` is ``(d_a,)``, ``(K,)`` or empty."""
-        # (X W) A^T rather than X (W A^T): cheaper whenever K > d_a, the usual case.
-        proj = X @ weight
-        if self.bias == "semantic":
-            proj = proj + bias
-        logits = proj @ sem.T
+        if sem.shape[0] < sem.shape[1]:
+            # Fewer classes than semantic dimensions (FLO: 102 vs 1024, CUB sentences 200
+            # vs 1024): X (W A^T) costs ~2x less per training step than (X W) A^T.
+            logits = X @ (weight @ sem.T)
+            if self.bias == "semantic":
+                logits = logits + sem @ bias
+        else:
+            proj = X @ weight
+            if self.bias == "semantic":
+                proj = proj + bias
+            logits = proj @ sem.T
         if self.bias == "class":
             logits = logits + bias
         return logits
