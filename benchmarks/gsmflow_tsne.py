@@ -29,7 +29,7 @@ import torch
 
 from unseen.plot.figures import tsne_embedding, tsne_figure
 from unseen.plot.runs import RunFolder, rebuild, sample_points
-from unseen.plot.style import TOL_MUTED
+from unseen.plot.style import TOL_MUTED, features_word
 
 
 def fig8(args) -> None:
@@ -58,7 +58,8 @@ def fig8(args) -> None:
     emb = tsne_embedding(np.concatenate([real, fake]), seed=rb.seed)
     names = [f"class {int(c) + 1}" for c in classes]
     title = (
-        f"Fig. 8: {rb.run.dataset} seen training features (REAL) and boundary samples, "
+        f"Fig. 8: {rb.run.dataset} seen training features ({features_word(rb.run.synthetic)})"
+        " and boundary samples, "
         f"{len(classes)} classes; entropy of g {trace[0]:.2f} -> {trace[-1]:.2f} over "
         f"{len(trace) - 1} steps"
     )
@@ -122,7 +123,7 @@ def fig9(args) -> None:
         ax.set_yticks([])
     fig.suptitle(
         f"Fig. 9: unseen classes of {RunFolder.open(args.runs[0]).dataset} "
-        "(REAL features; crosses = synthesized, "
+        f"({features_word(RunFolder.open(args.runs[0]).synthetic)}; crosses = synthesized, "
         "light dots = real)",
         fontsize=11,
     )
