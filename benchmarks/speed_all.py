@@ -4,7 +4,7 @@ For each method x shape it prints the time of one training step (one minibatch o
 method's ``batch_size``: for the GANs ``critic_steps`` critic updates + one generator update),
 the time per epoch EXTRAPOLATED from it (step time x ceil(n_train / batch): every method's
 epoch is that many such steps), samples/s, the matmul FLOPs of one step counted by
-``torch.utils.flop_counter.FlopCounterMode`` (matrix products only: element-wise work is not
+``torch.utils.flop_counter``'s formulas (matrix products only: element-wise work is not
 counted, so GFLOP/s is a lower bound of the work done), the achieved GFLOP/s, this machine's
 fp32 sgemm rate measured right after the step in the same process (so both see the same
 load on a shared machine), and peak memory. For the flows (IZF, GSMFlow) it also times the
@@ -46,6 +46,36 @@ SHAPES = {  # n_train, feature dim, semantic dim, seen classes, unseen classes, 
     "SUN": (10320, 2048, 102, 645, 72, "SUN"),
     "FLO": (5631, 2048, 1024, 82, 20, "FLO"),
 }
+
+
+def matmul_flops():
+    """A dispatch mode that sums the FLOPs of torch's ``flop_counter`` formulas (matrix
+    products, convolutions, attention) over every op run inside it.
+
+    ``FlopCounterMode`` itself also tracks modules with backward hooks, and those make
+    ``torch.autograd.grad`` fail on leaf tensors (CGAN + L_iMMD's gradient penalty: "A leaf
+    node was passed to _will_engine_execute_node"); the counting rule here is the same.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class MatmulFlops(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                self.total += int(formula(*args, **kwargs, out_val=out))
+            return out
+
+        def get_total_flops(self) -> int:
+            return self.total
+
+    return MatmulFlops()
 
 
 def _rss_mib() -> float:
@@ -108,7 +138,6 @@ def _peak(device, base_rss: float) -> dict:
 def measure_method(method: str, shape: str, steps: int, device_name: str, amp: bool) -> dict:
     """One method at one shape: step time, epoch estimate, FLOPs, memory (this process)."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from unseen.config import resolve_run_config
     from unseen.methods.base import config_from_dict, get_method
@@ -137,7 +166,7 @@ def measure_method(method: str, shape: str, steps: int, device_name: str, amp: b
         else torch.autocast(device.type, enabled=False)
     )
     one = m._to_device(fake_data(batch, shape, device, seed=1))
-    with ctx, FlopCounterMode(display=False) as counter:  # also the warm-up step
+    with ctx, matmul_flops() as counter:  # also the warm-up step
         m._train_epoch(one, 0)
     flops = counter.get_total_flops()
     many = m._to_device(fake_data(batch * steps, shape, device, seed=2))
@@ -239,10 +268,9 @@ def _freia_twin(flow, d_cond: int):
     raise TypeError(f"no FrEIA twin for {type(flow).__name__}")
 
 
-def _flow_reference(m, shape: str, device, reps: int = 3) -> dict | None:
+def _flow_reference(m, shape: str, device, reps: int = 5) -> dict | None:
     """Likelihood step (forward + log-det + backward + Adam) of the method's flow vs FrEIA."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     flow = m.nets_["flow"]
     d_cond = getattr(flow, "cond_features", 0) or 0
@@ -260,6 +288,7 @@ def _flow_reference(m, shape: str, device, reps: int = 3) -> dict | None:
     nets = {"unseen": flow}
     if twin is not None:
         nets["freia"] = twin.to(device)
+    steps, times, flops = {}, {}, {}
     for name, net in nets.items():
         opt = torch.optim.Adam(net.parameters(), 1e-4)
         if name == "freia":
@@ -270,20 +299,25 @@ def _flow_reference(m, shape: str, device, reps: int = 3) -> dict | None:
 
         else:
             fwd = net
-        with FlopCounterMode(display=False) as counter:
+        steps[name] = (fwd, opt)
+        with matmul_flops() as counter:  # also the warm-up step
             _nll_step(fwd, x, cond, opt)
-        times = []
-        for _ in range(reps):
+        flops[name] = counter.get_total_flops()
+        times[name] = []
+    # Interleaved repeats, best of each: on a shared machine both see the same load.
+    for _ in range(reps):
+        for name, (fwd, opt) in steps.items():
             _sync(device)
             t = time.perf_counter()
             _nll_step(fwd, x, cond, opt)
             _sync(device)
-            times.append(time.perf_counter() - t)
-        best = min(times)
+            times[name].append(time.perf_counter() - t)
+    for name, net in nets.items():
+        best = min(times[name])
         out[name] = {
             "step_ms": 1000 * best,
-            "gflop_per_step": counter.get_total_flops() / 1e9,
-            "gflops": counter.get_total_flops() / best / 1e9,
+            "gflop_per_step": flops[name] / 1e9,
+            "gflops": flops[name] / best / 1e9,
             "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
         }
     return out
@@ -355,6 +389,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA speed check only)")
     p.add_argument("--out", help="also write the rows as JSON and the table as Markdown here")
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the rows of an existing --out JSON, replacing only those measured now",
+    )
     p.add_argument("--one", nargs=2, metavar=("METHOD", "SHAPE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
@@ -392,6 +431,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"  peak {r['peak_mib']:.0f} MiB  [{time.time() - t:.0f} s]",
                 flush=True,
             )
+    if args.append and args.out and Path(args.out).with_suffix(".json").exists():
+        old = json.loads(Path(args.out).with_suffix(".json").read_text())["rows"]
+        fresh = {(r["method"], r["shape"]) for r in rows}
+        rows = [r for r in old if (r["method"], r["shape"]) not in fresh] + rows
+        order = {m: i for i, m in enumerate(dict.fromkeys(r["method"] for r in old))}
+        rows.sort(
+            key=lambda r: (order.get(r["method"], len(order)), list(SHAPES).index(r["shape"]))
+        )
     text = table(rows)
     print()
     print(text)
