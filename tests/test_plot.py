@@ -202,3 +202,19 @@ def test_results_without_the_synthetic_flag_fall_back_to_the_dataset_name(runs, 
         (copy / "run.yaml").read_text().replace(res["config"]["data"]["dataset"], "toy")
     )
     assert RunFolder.open(copy).synthetic is True
+
+
+def test_reproduction_goes_through_the_runner_for_other_classifier_kinds(runs, tmp_path):
+    """The nearest-prototype classifier too (no training: exact scores)."""
+    npz = next(runs["real"].parent.glob("tiny-real.npz"))
+    over = {
+        **TINY,
+        "classifier": {"kind": "prototype"},
+        "selection": dict(eval_every=10, n_synthetic=[10]),
+    }
+    cfg = resolve_run_config("clswgan", str(npz), overrides=over, seeds=[0])
+    run(cfg, tmp_path / "proto", echo=False)
+    sc = score_test_images(rebuild(RunFolder.open(tmp_path / "proto")))
+    assert sc.recorded.s > 0
+    for key in ("t1", "s", "u", "h", "ausuc"):
+        assert getattr(sc.reproduced, key) == pytest.approx(getattr(sc.recorded, key))
