@@ -185,7 +185,7 @@ def check_synthetic(args) -> list[dict]:
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -207,13 +207,14 @@ def main() -> None:
         q.add_argument("--epochs", type=int, nargs="+", default=[10, 20, 50])
         q.add_argument("--threads", type=int, default=1)
         q.add_argument("--out", type=Path, help="write the results as JSON here")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = check_seen(args) if args.mode == "seen" else check_synthetic(args)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         meta = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
         args.out.write_text(json.dumps({"args": meta, "rows": rows}, indent=2))
+    return rows
 
 
 if __name__ == "__main__":
