@@ -121,6 +121,24 @@ def test_new_class_from_its_attribute_vector(trained):
     assert seen_acc > 0.5
 
 
+def test_new_class_at_export_keeps_the_runs_classifier_quality(trained, tmp_path):
+    full, ds = trained["full"], trained["ds"]
+    vec = full.semantics[HELD_OUT : HELD_OUT + 1]
+    args = ["export", str(trained["run"]), "--out", str(tmp_path / "e.unseen")]
+    np.save(tmp_path / "v.npy", vec)
+    assert main([*args, "--new-classes", str(tmp_path / "v.npy"), "--new-names", "c9"]) == 0
+    art = load_artifact(tmp_path / "e.unseen")
+    assert art.class_names[-1] == "c9" and art.gamma is not None  # real seen: gamma still valid
+    p = predict(art, full.features[full.labels == HELD_OUT])
+    assert np.mean(p.ids[:, 0] == HELD_OUT) > 0.5 and p.new[:, 0].any()
+    # seen classes keep their real-feature classifier: as good as the run's artefact
+    seen_x, seen_y = ds.features[ds.test_seen], ds.labels[ds.test_seen]
+    base = np.mean(predict(load_artifact(trained["art"]), seen_x).ids[:, 0] == seen_y)
+    assert np.mean(predict(art, seen_x).ids[:, 0] == seen_y) >= base - 0.1
+    with pytest.raises(DataError, match="not new"):
+        export_run(trained["run"], tmp_path / "f.unseen", new_names=["c0"], new_semantics=vec)
+
+
 def test_new_class_checks(trained):
     art = load_artifact(trained["art"])
     with pytest.raises(DataError, match="5-d class semantics"):

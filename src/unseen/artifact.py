@@ -340,6 +340,8 @@ def export_run(
     dataset: ZSLDataset | None = None,
     text_embedder: dict[str, Any] | None = None,
     semantics_source: str | None = None,
+    new_names: list[str] | None = None,
+    new_semantics: np.ndarray | None = None,
     device: str = "cpu",
     overwrite: bool = False,
 ) -> Artifact:
@@ -354,6 +356,11 @@ def export_run(
         text_embedder: ``{"name": ..., "dim": ...}`` when the dataset's class semantics are
             embeddings of class texts by that sentence-embedding model.
         semantics_source: a note on what the semantic vectors are (default from run.yaml).
+        new_names, new_semantics: classes to add now, while the real seen training features
+            are at hand: they are synthesized like the run's unseen classes and the
+            classifier is trained as the runner's (real seen + synthetic unseen and new),
+            so a new class costs nothing on the other classes (unlike a refit at prediction
+            time, :func:`unseen.predict.add_classes`). Vectors in the dataset's raw space.
         device: where the method and classifier run.
         overwrite: replace ``out`` if it exists.
     """
@@ -391,8 +398,29 @@ def export_run(
     if choice.get("classifier_epochs"):
         ccfg = dataclasses.replace(ccfg, epochs=int(choice["classifier_epochs"]))
     train = task.train
+    classes, class_names = task.classes, list(dataset.class_names)
+    if new_names:
+        raw = np.asarray(new_semantics, dtype=np.float32)
+        if raw.ndim != 2 or raw.shape != (len(new_names), train.semantic_dim):
+            raise DataError(
+                f"new classes: {len(new_names)} names and vectors of shape {raw.shape}; "
+                f"expected ({len(new_names)}, {train.semantic_dim}) like {dataset.name}'s "
+                "class semantics"
+            )
+        taken = [n for n in new_names if n in class_names]
+        if taken or len(set(new_names)) != len(new_names):
+            raise DataError(f"new class name {(taken or new_names)[0]!r} is not new/unique")
+        sem_new = torch.from_numpy(transform_semantics(raw, data_cfg.semantic_transform))
+        new_ids = torch.arange(train.n_classes, train.n_classes + len(new_names))
+        train = dataclasses.replace(
+            train,
+            semantics=torch.cat([train.semantics, sem_new.to(train.semantics)]),
+            unseen_classes=torch.cat([train.unseen_classes, new_ids]),
+        )
+        classes = torch.cat([classes, new_ids])
+        class_names += list(new_names)
     clf = fit_final_classifier(
-        train, method, task.classes, int(choice["n_synthetic"]), ccfg, seed=seed, device=device
+        train, method, classes, int(choice["n_synthetic"]), ccfg, seed=seed, device=device
     )
     # The same statistics as the task's (fitted on the same training rows): public API only.
     ft = make_feature_transform(data_cfg.feature_transform).fit(dataset.features[dataset.trainval])
@@ -413,10 +441,10 @@ def export_run(
         feature_transform=ft,
         feature_transform_name=data_cfg.feature_transform,
         semantic_transform=data_cfg.semantic_transform,
-        class_names=list(dataset.class_names),
+        class_names=class_names,
         semantics=train.semantics.cpu(),
         seen=task.seen_classes,
-        classes=task.classes,
+        classes=classes,
         semantics_source=semantics_source,
         text_embedder=text_embedder,
         provenance={
@@ -426,6 +454,7 @@ def export_run(
             "seed": seed,
             "method_file": str(mpath),
             "choice": {k: choice.get(k) for k in ("epochs", "n_synthetic", "classifier_epochs")},
+            **({"added_classes": list(new_names)} if new_names else {}),
             "unseen_version": __version__,
             "torch": torch.__version__,
         },

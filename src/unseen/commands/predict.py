@@ -26,6 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the dataset's class semantics ARE embeddings of class texts by this model "
         "(e.g. all-MiniLM-L6-v2); allows new classes given as text at prediction time",
     )
+    e.add_argument(
+        "--new-classes",
+        help="add these classes now (vectors: .csv name,v1.. / .json / .npz / .npy), trained "
+        "like the run's unseen classes, with the real seen features: the best place to add them",
+    )
+    e.add_argument("--new-names", help="comma-separated names for the rows of a .npy file")
     e.add_argument("--device", default="cpu")
     e.add_argument("--force", action="store_true", help="replace an existing --out file")
     e.set_defaults(func=_cmd_export)
@@ -91,11 +97,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 f"unknown --text-embedder {args.text_embedder!r}; known: {', '.join(TEXT_MODELS)}"
             )
         embedder = {"name": args.text_embedder, "dim": TEXT_MODELS[args.text_embedder][2]}
+    names = vecs = None
+    if args.new_classes:
+        from unseen.predict import load_class_vectors
+
+        given = args.new_names.split(",") if args.new_names else None
+        names, vecs = load_class_vectors(args.new_classes, given)
     art = export_run(
         args.run_dir,
         args.out,
         seed=args.seed,
         text_embedder=embedder,
+        new_names=names,
+        new_semantics=vecs,
         device=args.device,
         overwrite=args.force,
     )
