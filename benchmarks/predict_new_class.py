@@ -53,6 +53,13 @@ def main() -> None:
     )
     ap.add_argument("--n-synthetic", type=int, help="refit samples per class (default: run's)")
     ap.add_argument("--artifact", help="artefact path (default: RUN/artifact_seed<S>.unseen)")
+    ap.add_argument(
+        "--mode",
+        choices=["predict", "export"],
+        default="predict",
+        help="predict: refit on generator samples only (unseen predict --new-classes); export: "
+        "refit as the runner does, real seen + synthetic (unseen export --new-classes)",
+    )
     ap.add_argument("--out", default="runs/predict-flo/new_class.json")
     args = ap.parse_args()
 
@@ -89,10 +96,39 @@ def main() -> None:
         t1 = time.time()
         stripped = dataclasses.replace(art, classes=art.classes[art.classes != c])
         new_name = f"{art.class_names[c]} (new)"
-        grown = add_classes(
-            stripped, [new_name], art.semantics[c : c + 1].numpy(), n_synthetic=args.n_synthetic
-        )
         new_id = len(art.class_names)
+        if args.mode == "predict":
+            grown = add_classes(
+                stripped,
+                [new_name],
+                art.semantics[c : c + 1].numpy(),
+                n_synthetic=args.n_synthetic,
+            )
+        else:  # what `unseen export --new-classes` does, with c removed from the run's classes
+            import torch
+
+            from unseen.artifact import fit_final_classifier
+
+            tr = task.train
+            keep = tr.unseen_classes[tr.unseen_classes != c]
+            train = dataclasses.replace(
+                tr,
+                semantics=torch.cat([tr.semantics, tr.semantics[c : c + 1]]),
+                unseen_classes=torch.cat([keep, torch.tensor([new_id])]),
+            )
+            classes = torch.cat([art.classes[art.classes != c], torch.tensor([new_id])])
+            n = args.n_synthetic or art.n_synthetic
+            clf = fit_final_classifier(
+                train, art.method, classes, n, art.classifier_config, seed=args.seed
+            )
+            grown = dataclasses.replace(
+                art,
+                classifier=clf,
+                classes=classes,
+                class_names=[*art.class_names, new_name],
+                semantics=train.semantics,
+                provenance={**art.provenance, "added_classes": [new_name]},
+            )
         p_u = predict(grown, x_u).ids[:, 0]
         p_s = predict(grown, x_s).ids[:, 0]
         p_u = np.where(p_u == new_id, c, p_u)  # score the new class as class c
@@ -115,7 +151,8 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"check": check, "held_out": rows, "run": str(run)}, indent=1))
+    report = {"check": check, "mode": args.mode, "held_out": rows, "run": str(run)}
+    out.write_text(json.dumps(report, indent=1))
     print(f"wrote {out}")
 
 
