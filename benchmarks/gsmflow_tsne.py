@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from unseen.models.gsmflow import mine_boundary_samples
 from unseen.plot.figures import tsne_embedding, tsne_figure
 from unseen.plot.runs import RunFolder, rebuild, sample_points
 from unseen.plot.style import TOL_MUTED, features_word
@@ -39,22 +40,40 @@ def fig8(args) -> None:
         raise SystemExit(
             f"{args.runs[0]}: variant {method.config.variant} mines no boundary samples"
         )
-    train = method._to_device(rb.task.train)
-    x_plus, _ = method.boundary_samples(train)
-    trace = method.mining_trace_
-    x, y = rb.task.train.features.numpy(), rb.task.train.labels.numpy()
+    c = method.config
+    x, y = rb.task.train.features, rb.task.train.labels
     rng = np.random.default_rng(rb.seed)
     seen = rb.task.seen_classes.numpy()
     classes = np.sort(rng.choice(seen, size=min(args.max_classes, len(seen)), replace=False))
+    yn = y.numpy()
     pick = np.concatenate(
         [
             rng.choice(
-                np.nonzero(y == c)[0], size=min(args.per_class, int((y == c).sum())), replace=False
+                np.nonzero(yn == k)[0],
+                size=min(args.per_class, int((yn == k).sum())),
+                replace=False,
             )
-            for c in classes
+            for k in classes
         ]
     )
-    real, fake = x[pick], x_plus.cpu().numpy()[pick]
+    # Mining moves every sample on its own (Eq. 4), so mining the shown samples only gives
+    # the same x+ as mining the whole training set.
+    col = torch.full((rb.task.train.n_classes,), -1, dtype=torch.long)
+    col[rb.task.seen_classes] = torch.arange(len(seen))
+    trace: list[float] = []
+    x_plus = mine_boundary_samples(
+        method.nets_["g"],
+        x[pick],
+        col[y[pick]],
+        rb.task.train.semantics[rb.task.seen_classes],
+        c.mining_steps,
+        c.mining_lr,
+        c.entropy_weight,
+        c.batch_size,
+        trace=trace,
+    )
+    real, fake = x[pick].numpy(), x_plus.numpy()
+    y = yn
     emb = tsne_embedding(np.concatenate([real, fake]), seed=rb.seed)
     names = [f"class {int(c) + 1}" for c in classes]
     title = (
