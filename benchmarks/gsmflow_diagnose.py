@@ -52,7 +52,7 @@ def diagnose(path: str, seed: int | None, n: int) -> dict[str, float]:
             "real_spread": real_spread,
             "between": between,
         }
-        if m.switches["conditioning"] == "coupling":
+        if m.name == "gsmflow" and m.switches["conditioning"] == "coupling":
             cond = m.condition(data.semantics[seen])
             protos = m.nets_["flow"].inverse(torch.zeros(len(seen), x.shape[1]), cond)
             out["prototype_error"] = float((protos - means).norm(dim=1).mean()) / between
