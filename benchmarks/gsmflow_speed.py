@@ -147,19 +147,31 @@ def peak_memory_child(kind: str, args) -> None:
     model = ref if kind == "freia" else ours
     table = nn.Parameter(torch.randn(args.classes, args.cond, device=device))
     step, _, _ = make_step(kind, model, table, args, device)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = _peak_rss_mib()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for _ in range(3):
         step()
     sync(device)
     out = {
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": _peak_rss_mib(),
         "rss_before_steps_mib": before,
     }
     if device.type == "cuda":
         out["cuda_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     print(json.dumps(out))
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak RSS. Linux keeps ``ru_maxrss`` across ``exec`` (a child started
+    by a 2 GB parent reports 2 GB), so read ``VmHWM`` of the new address space instead."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
