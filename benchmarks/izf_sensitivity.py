@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from unseen.config import parse_set, resolve_run_config
-from unseen.runner import run
+from unseen.studies.grid import plot_validation_grid, validation_point
 
 GRID = {
     "lambda_flow": [0.1, 0.5, 1.0, 1.5, 2.0],
@@ -61,20 +61,7 @@ def main() -> None:
                 seeds=[args.seed],
             )
             folder = out / f"{param}={value}"
-            saved = folder / "validation" / "selection.json"
-            if saved.exists():
-                choice = json.loads(saved.read_text())["choice"]
-            else:
-                print(f"== {param} = {value} -> {folder}", flush=True)
-                choice = run(cfg, folder, echo=False, validate_only=True)["validation"]["choice"]
-            point = {"value": value, **choice["validation"], "epochs": choice["epochs"]}
-            results[param].append(point)
-            print(
-                f"{param:12s} {value:>5}: validation H {point['h']:5.1f} "
-                f"(calibrated {point['h_cal_best']:5.1f}), T1 {point['t1']:5.1f}, "
-                f"epochs {point['epochs']}",
-                flush=True,
-            )
+            results[param].append(validation_point(cfg, folder, value, param))
     out.mkdir(parents=True, exist_ok=True)
     (out / "fig5.json").write_text(json.dumps(results, indent=2))
     _plot(out / "fig5.png", results, args)
@@ -82,26 +69,9 @@ def main() -> None:
 
 
 def _plot(path: Path, results: dict[str, list[dict]], args) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), squeeze=False)
-    for ax, (param, points) in zip(axes[0], results.items()):
-        xs = [p["value"] for p in points]
-        for key, label in (("h", "H"), ("h_cal_best", "H (calibrated)"), ("t1", "CZSL T1")):
-            ax.plot(xs, [p[key] for p in points], marker="o", label=label)
-        ax.set_title(TITLES[param], fontsize=10)
-        ax.set_xlabel(param)
-        ax.set_ylabel("validation accuracy (%)")
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
     name = "IZF-NBC" if args.classifier == "method" else "IZF-Softmax"
-    fig.suptitle(f"{name} on the {args.dataset} validation problem (Fig. 5)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    suptitle = f"{name} on the {args.dataset} validation problem (Fig. 5)"
+    plot_validation_grid(path, results, TITLES, suptitle)
 
 
 if __name__ == "__main__":
