@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from test_methods import TINY as TINY_ALL
 from tinydata import tiny_dataset
 from unseen.data.task import ZSLTask
 from unseen.errors import ConfigError
@@ -24,16 +25,7 @@ from unseen.models.gsmflow import (
     semantic_anchors,
 )
 
-TINY = dict(
-    epochs=2,
-    batch_size=16,
-    n_blocks=2,
-    hidden=8,
-    semantic_out=8,
-    contrastive_hidden=8,
-    contrastive_epochs=1,
-    mining_steps=2,
-)
+TINY = TINY_ALL["gsmflow"]  # the registry suite's tiny sizes, one definition
 
 FLOW_CASES = [
     dict(features=6, cond_features=3, clamp=1.0, permute=False),

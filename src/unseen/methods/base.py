@@ -37,6 +37,7 @@ __all__ = [
     "atomic_save",
     "available_methods",
     "get_method",
+    "minibatch_epoch",
     "register",
 ]
 
@@ -103,6 +104,41 @@ def config_from_dict(cls: type, values: dict[str, Any], where: str = "method") -
             ) from None
         setattr(out, key, value)
     return out
+
+
+def minibatch_epoch(
+    opt: torch.optim.Optimizer,
+    n: int,
+    batch_size: int,
+    device: torch.device,
+    step_losses: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    *,
+    min_batch: int = 1,
+    clip: float = 0.0,
+) -> dict[str, float]:
+    """One epoch of minibatch descent over a random permutation of ``n`` samples.
+
+    ``step_losses(idx)`` returns the loss parts of the batch ``idx``, with the optimised one
+    under ``"total"``; batches smaller than ``min_batch`` are skipped (a last batch of one
+    sample has no within-batch MMD/prototype term). ``clip > 0`` clips the gradient norm of
+    the optimiser's parameters. Returns each part's mean over the steps taken.
+    """
+    params = [p for group in opt.param_groups for p in group["params"]] if clip > 0 else []
+    sums: dict[str, float] = {}
+    steps = 0
+    for idx in torch.randperm(n, device=device).split(batch_size):
+        if len(idx) < min_batch:
+            continue
+        parts = step_losses(idx)
+        opt.zero_grad(set_to_none=True)
+        parts["total"].backward()
+        if clip > 0:
+            nn.utils.clip_grad_norm_(params, clip)
+        opt.step()
+        steps += 1
+        for k, val in parts.items():
+            sums[k] = sums.get(k, 0.0) + float(val.detach())
+    return {k: v / max(steps, 1) for k, v in sums.items()}
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:

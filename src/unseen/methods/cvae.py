@@ -33,7 +33,7 @@ from unseen.classifiers import NearestPrototypeClassifier
 from unseen.data.task import SeenTrainData
 from unseen.losses.flow import prototype_centring_loss
 from unseen.losses.mmd import inverse_mmd_loss
-from unseen.methods.base import GenerativeMethod, MethodConfig, register
+from unseen.methods.base import GenerativeMethod, MethodConfig, minibatch_epoch, register
 from unseen.methods.izf import check_izf_options, seen_class_means
 from unseen.models.mlp import MLP
 
@@ -141,22 +141,16 @@ class CVAE(GenerativeMethod):
         opt = self.optimizers_["cvae"]
         means = seen_class_means(data)
         sem = data.semantics.to(data.features.dtype)
-        perm = torch.randperm(len(data.features), device=data.features.device)
-        sums: dict[str, float] = {}
-        steps = 0
-        for idx in perm.split(c.batch_size):
-            if len(idx) < 2:
-                continue
-            parts = self.losses(
+        return minibatch_epoch(
+            opt,
+            len(data.features),
+            c.batch_size,
+            data.features.device,
+            lambda idx: self.losses(
                 data.features[idx], data.labels[idx], sem, means, data.unseen_classes
-            )
-            opt.zero_grad(set_to_none=True)
-            parts["total"].backward()
-            opt.step()
-            steps += 1
-            for k, val in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(val.detach())
-        return {k: v / max(steps, 1) for k, v in sums.items()}
+            ),
+            min_batch=2,
+        )
 
     def sample(self, class_semantics: torch.Tensor, n_per_class: int) -> torch.Tensor:
         self._check_fitted()

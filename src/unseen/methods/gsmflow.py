@@ -39,7 +39,7 @@ from torch import nn
 
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
-from unseen.methods.base import GenerativeMethod, MethodConfig, register
+from unseen.methods.base import GenerativeMethod, MethodConfig, minibatch_epoch, register
 from unseen.methods.izf import make_adam, seen_class_means
 from unseen.models.flows import ConditionalCouplingFlow
 from unseen.models.gsmflow import (
@@ -300,18 +300,13 @@ class GSMFlow(GenerativeMethod):
             x_plus, y_plus = self.boundary_samples(data)
             x_all, y_all = torch.cat([x_all, x_plus]), torch.cat([y_all, y_plus])
         sem = data.semantics.to(x_all.dtype)
-        perm = torch.randperm(len(x_all), device=x_all.device)
-        sums: dict[str, float] = {}
-        steps = 0
-        for idx in perm.split(c.batch_size):
-            parts = self.losses(x_all[idx], y_all[idx], sem, means)
-            opt.zero_grad(set_to_none=True)
-            parts["total"].backward()
-            opt.step()
-            steps += 1
-            for k, val in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(val.detach())
-        return {k: v / max(steps, 1) for k, v in sums.items()}
+        return minibatch_epoch(
+            opt,
+            len(x_all),
+            c.batch_size,
+            x_all.device,
+            lambda idx: self.losses(x_all[idx], y_all[idx], sem, means),
+        )
 
     # ------------------------------------------------------------------ generation
     def sample(self, class_semantics: torch.Tensor, n_per_class: int) -> torch.Tensor:

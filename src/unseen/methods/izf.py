@@ -63,7 +63,7 @@ from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
 from unseen.losses.flow import factorized_flow_nll, prototype_centring_loss
 from unseen.losses.mmd import ESTIMATORS, KERNELS, inverse_mmd_loss
-from unseen.methods.base import GenerativeMethod, MethodConfig, register
+from unseen.methods.base import GenerativeMethod, MethodConfig, minibatch_epoch, register
 from unseen.models.flows import CouplingFlow
 
 __all__ = ["IZF", "IZFConfig", "make_adam", "seen_class_means"]
@@ -271,25 +271,18 @@ class IZF(GenerativeMethod):
     # ------------------------------------------------------------------ training
     def _train_epoch(self, data: SeenTrainData, epoch: int) -> dict[str, float]:
         c = self.config
-        flow, opt = self.nets_["flow"], self.optimizers_["flow"]
+        opt = self.optimizers_["flow"]
         means = seen_class_means(data)  # cheap next to an epoch
         x_all, y_all, sem = data.features, data.labels, data.semantics.to(data.features.dtype)
-        perm = torch.randperm(len(x_all), device=x_all.device)
-        sums: dict[str, float] = {}
-        steps = 0
-        for idx in perm.split(c.batch_size):
-            if len(idx) < 2:
-                continue
-            parts = self.losses(x_all[idx], y_all[idx], sem, means, data.unseen_classes)
-            opt.zero_grad(set_to_none=True)
-            parts["total"].backward()
-            if c.grad_clip > 0:
-                nn.utils.clip_grad_norm_(flow.parameters(), c.grad_clip)
-            opt.step()
-            steps += 1
-            for k, val in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(val.detach())
-        return {k: v / max(steps, 1) for k, v in sums.items()}
+        return minibatch_epoch(
+            opt,
+            len(x_all),
+            c.batch_size,
+            x_all.device,
+            lambda idx: self.losses(x_all[idx], y_all[idx], sem, means, data.unseen_classes),
+            min_batch=2,
+            clip=c.grad_clip,
+        )
 
     # ------------------------------------------------------------------ generation
     def sample(self, class_semantics: torch.Tensor, n_per_class: int) -> torch.Tensor:
