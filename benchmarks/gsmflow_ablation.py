@@ -8,7 +8,8 @@ Seven rows, each a ``method.variant`` (``unseen.methods.gsmflow.VARIANTS``) on t
 elsewhere can be linked with ``--reuse VARIANT=FOLDER`` (e.g. the 3-seed FLO runs).
 
     IZF w/o constraints       izf-prior       IZF's conditioning: f(x) = [a_hat, z], prior
-                                              N([a, 0], I); no RP, VP, EM, L_proto
+                                              N([s a, 0], I), s = IZF's semantic_scale for
+                                              the dataset; no RP, VP, EM, L_proto
     GSMFlow w/o constraints   no-constraints  a in every coupling; no RP, VP, EM, L_proto
     GSMFlow w/o EM&VP         no-em-vp
     GSMFlow w/o EM&RP         no-em-rp
@@ -59,6 +60,12 @@ def summary_of(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def izf_semantic_scale(dataset: str) -> float:
+    """IZF's ``semantic_scale`` for ``dataset`` (its shipped config, else 1): the izf-prior
+    row conditions as IZF does, class vectors scaled in the prior mean."""
+    return float(resolve_run_config("izf", dataset).method_params.get("semantic_scale", 1.0))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--dataset", required=True)
@@ -83,12 +90,15 @@ def main() -> None:
         if done.exists():
             report = json.loads(done.read_text())
         else:
+            extra = [f"method.variant={variant}"]
+            if variant == "izf-prior":
+                extra.append(f"method.prior_scale={izf_semantic_scale(args.dataset)}")
             cfg = resolve_run_config(
                 "gsmflow",
                 args.dataset,
                 data_root=args.data_root,
                 config_file=args.config,
-                overrides=parse_set([*args.set, f"method.variant={variant}"]),
+                overrides=parse_set([*extra, *args.set]),
                 seeds=args.seeds,
                 device=args.device,
             )

@@ -174,6 +174,75 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def mining_benchmark(args) -> None:
+    """``--mining``: one boundary-mining step (Eq. 4: g's scores of ``--batch`` samples
+    against every seen class, the loss and its gradient w.r.t. the samples) three ways.
+
+    * ``pairs``: the official RelationNet's way, every (sample, class) pair concatenated to
+      ``[x, a]`` and run through the first layer (``n K (d + d_a) hidden`` multiply-adds);
+    * ``split+autograd``: the first layer split as ``W_x x + W_a a`` (two small products),
+      the ``(n, K, hidden)`` sum, ReLU and last layer left to autograd;
+    * ``unseen``: :class:`~unseen.models.gsmflow.ContrastiveNet` as shipped (the split, and
+      the hand-written backward of ``_PairLogits``).
+
+    The same weights in all three; the largest difference of the gradients is printed.
+    """
+    from unseen.models.gsmflow import ContrastiveNet, contrastive_loss, prediction_entropy
+
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    d, d_a, h, k, n = args.features, args.cond, args.hidden, args.classes, args.batch
+    g = ContrastiveNet(d, d_a, h, k).to(device).eval()
+    for p in g.parameters():
+        p.requires_grad_(False)
+    x = torch.rand(n, d, device=device)
+    y = torch.randint(k, (n,), device=device)
+    sem = torch.rand(k, d_a, device=device)
+    w1 = torch.cat([g.fc_x.weight, g.fc_a.weight], 1)  # the joint first layer of `pairs`
+
+    def pairs(xk):
+        joint = torch.cat([xk[:, None, :].expand(n, k, d), sem[None].expand(n, k, d_a)], 2)
+        hid = nn.functional.relu(joint.reshape(n * k, d + d_a) @ w1.t() + g.fc_x.bias)
+        return torch.sigmoid(g.out(hid).view(n, k))
+
+    def split(xk):
+        hid = g.fc_x(xk)[:, None, :] + g.fc_a(sem)[None]
+        return torch.sigmoid(g.out(nn.functional.relu(hid)).squeeze(-1))
+
+    def ours(xk):
+        return g.scores(xk, sem)
+
+    def grad_of(fn):
+        xk = x.clone().requires_grad_(True)
+        s = fn(xk)
+        loss = (contrastive_loss(s, y) - prediction_entropy(s)).sum() / n
+        return torch.autograd.grad(loss, xk)[0]
+
+    fns = {"pairs": pairs, "split+autograd": split, "unseen": ours}
+    ref = grad_of(pairs)
+    diffs = {name: float((grad_of(fn) - ref).abs().max()) for name, fn in fns.items()}
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(args.rounds):
+        for name, fn in fns.items():
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                grad_of(fn)
+            sync(device)
+            times[name].append((time.perf_counter() - t0) / args.steps * 1e3)
+    print(
+        f"mining step: {n} samples x {k} classes, d {d}, d_a {d_a}, hidden {h}; "
+        f"threads {torch.get_num_threads()}, device {device}"
+    )
+    print("| implementation | ms/step min | ms/step median | speed-up vs pairs | max |grad diff| |")
+    print("|---|---|---|---|---|")
+    base = statistics.median(times["pairs"])
+    for name, t in times.items():
+        med = statistics.median(t)
+        print(f"| {name} | {min(t):.0f} | {med:.0f} | {base / med:.1f}x | {diffs[name]:.1e} |")
+    print(json.dumps({"config": vars(args), "times_ms": times, "max_grad_diff": diffs}))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--features", type=int, default=2048)
@@ -189,7 +258,16 @@ def main() -> None:
     p.add_argument("--fused-adam", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--child", choices=["freia", "ours"], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--mining",
+        action="store_true",
+        help="time one boundary-mining step of g instead (see mining_benchmark); "
+        "e.g. --mining --batch 64 --classes 82 --cond 1024",
+    )
     args = p.parse_args()
+    if args.mining:
+        mining_benchmark(args)
+        return
     if args.child:
         peak_memory_child(args.child, args)
         return

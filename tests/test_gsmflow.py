@@ -203,6 +203,32 @@ def test_boundary_mining_raises_the_entropy_of_g():
     assert not torch.equal(x_plus, x) and x_plus.shape == x.shape
 
 
+def test_pair_scores_backward_matches_autograd_float64():
+    """g's hand-written pair backward (_PairLogits) against autograd of the plain formula,
+    for every input (samples, class part, last layer) -- training g needs all three."""
+    torch.manual_seed(0)
+    g = ContrastiveNet(6, 3, hidden=5, n_classes=4).double()
+    x = torch.randn(7, 6, dtype=torch.float64, requires_grad=True)
+    sem = torch.randn(4, 3, dtype=torch.float64)
+    target = torch.randint(4, (7,))
+
+    def plain(x):
+        h = g.fc_x(x)[:, None, :] + g.fc_a(sem)[None]
+        return torch.sigmoid(g.out(torch.relu(h)).squeeze(-1))
+
+    params = [x, *g.parameters()]
+    grads = []
+    for fn in (plain, lambda x: g.scores(x, sem)):
+        s = fn(x)
+        loss = (contrastive_loss(s, target) - prediction_entropy(s)).sum()
+        grads.append(torch.autograd.grad(loss, params))
+    assert torch.allclose(plain(x), g.scores(x, sem), atol=1e-14)
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-12)
+    # the frozen-class shortcut used by mining is the same function
+    assert torch.equal(g.scores(x, sem), g.scores(x, class_part=g.class_part(sem)))
+
+
 @pytest.fixture(scope="module")
 def task() -> ZSLTask:
     return ZSLTask(tiny_dataset(n_per_class=12))
@@ -248,3 +274,18 @@ def test_save_load_round_trip_keeps_anchors_and_samples(task, tmp_path):
     torch.manual_seed(0)
     b = loaded.sample(sem, 3)
     torch.testing.assert_close(a, b)
+
+
+def test_izf_prior_scale_is_a_scaling_of_the_class_vectors(task):
+    """Variant izf-prior's prior N([s a, 0], I): prior_scale s is the same as feeding s a."""
+    m = GSMFlow(seed=0, variant="izf-prior", **{**TINY, "prior_scale": 3.0}).fit(task.train)
+    data = m._to_device(task.train)
+    means = data.features.new_zeros(data.n_classes, data.feature_dim)
+    x, y, sem = data.features[:20], data.labels[:20], data.semantics.float()
+    with torch.no_grad():
+        scaled = m.losses(x, y, sem, means)["flow"].item()
+        m.config.prior_scale = 1.0
+        fed = m.losses(x, y, 3.0 * sem, means)["flow"].item()
+        unscaled = m.losses(x, y, sem, means)["flow"].item()
+    assert scaled == pytest.approx(fed, rel=1e-6)
+    assert unscaled != pytest.approx(fed, rel=1e-3)

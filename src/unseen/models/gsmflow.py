@@ -109,10 +109,64 @@ class ContrastiveNet(nn.Module):
             # and mining could not move the entropy; from the base rate, 71% after 4 epochs.
             nn.init.constant_(self.out.bias, -math.log(n_classes - 1))
 
-    def scores(self, x: torch.Tensor, class_semantics: torch.Tensor) -> torch.Tensor:
-        """``(n, K)`` matching probabilities :math:`g(x_i, a_k)`."""
-        h = self.fc_x(x)[:, None, :] + self.fc_a(class_semantics)[None, :, :]
-        return torch.sigmoid(self.out(nn.functional.relu(h)).squeeze(-1))
+    def scores(
+        self,
+        x: torch.Tensor,
+        class_semantics: torch.Tensor | None = None,
+        class_part: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``(n, K)`` matching probabilities :math:`g(x_i, a_k)`.
+
+        ``class_part`` (:meth:`class_part`) may be passed instead of ``class_semantics`` when
+        ``g`` is frozen and the same classes are scored many times (boundary mining)."""
+        if class_part is None:
+            class_part = self.class_part(class_semantics)
+        logits = _PairLogits.apply(self.fc_x(x), class_part, self.out.weight.view(-1))
+        return torch.sigmoid(logits + self.out.bias)
+
+    def class_part(self, class_semantics: torch.Tensor) -> torch.Tensor:
+        """``(K, hidden)``: :math:`W_a a_k`, the classes' share of the first layer."""
+        return self.fc_a(class_semantics)
+
+
+class _PairLogits(torch.autograd.Function):
+    r""":math:`l_{ik} = \sum_j w_j \mathrm{ReLU}(u_{ij} + v_{kj})` for all pairs, with a
+    hand-written backward.
+
+    Autograd's version of ``relu(u[:, None] + v[None]) @ w`` keeps the ``(n, K, hidden)``
+    ReLU output, then writes an ``(n, K, hidden)`` gradient of it and another of the sum
+    before reducing; here the backward turns the kept activations into the 0/1 ReLU mask in
+    one pass and reduces it with two batched products: :math:`\partial u_{ij} = w_j \sum_k
+    \partial l_{ik} 1[\cdot > 0]` (and the same over ``i`` for ``v``), :math:`\partial w_j =
+    \sum_{ik} \partial l_{ik} \mathrm{ReLU}(\cdot)`. Measured in
+    ``benchmarks/gsmflow_speed.py --mining``.
+    """
+
+    @staticmethod
+    def forward(ctx, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        act = (u[:, None, :] + v[None, :, :]).relu_()  # (n, K, hidden)
+        ctx.save_for_backward(act, w)
+        return act @ w
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        act, w = ctx.saved_tensors
+        n, k, h = act.shape
+        gw = None
+        if ctx.needs_input_grad[2]:
+            gw = grad.reshape(1, n * k) @ act.reshape(n * k, h)
+            gw = gw.view(h)
+        if not (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
+            return None, None, gw
+        # 0/1: the ReLU's derivative at u + v (out of place: a retained graph may run again)
+        mask = act.sign()
+        gu = gv = None
+        if ctx.needs_input_grad[0]:
+            gu = torch.bmm(grad[:, None, :], mask).squeeze(1) * w  # (n, hidden)
+        if ctx.needs_input_grad[1]:
+            gv = torch.einsum("ik,ikh->kh", grad, mask) * w  # (K, hidden)
+        return gu, gv, gw
 
 
 def contrastive_loss(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -172,12 +226,14 @@ def mine_boundary_samples(
     """
     out = []
     sums = torch.zeros(steps + 1, dtype=torch.float64)
+    with torch.no_grad():  # g is frozen: its class side is the same at every step
+        class_part = g.class_part(class_semantics)
     for xb, yb in zip(x.split(chunk), target.split(chunk)):
         xk = xb.detach().clone()
         for k in range(steps + 1):
             xk.requires_grad_(True)
             with torch.enable_grad():
-                s = g.scores(xk, class_semantics)
+                s = g.scores(xk, class_part=class_part)
                 ent = prediction_entropy(s)
                 sums[k] += float(ent.detach().sum())
                 if k == steps:
