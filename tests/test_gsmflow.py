@@ -229,6 +229,24 @@ def test_pair_scores_backward_matches_autograd_float64():
     assert torch.equal(g.scores(x, sem), g.scores(x, class_part=g.class_part(sem)))
 
 
+def test_mining_in_class_groups_official_mode():
+    """class_groups (the official code's batches, each against its own classes): one group
+    holding every class is Eq. 4 itself; small groups still raise the entropy."""
+    g, x, y, sem = _trained_g()
+    kw = dict(steps=5, lr=20.0, entropy_weight=10.0, batch_size=32)
+    assert torch.allclose(
+        mine_boundary_samples(g, x, y, sem, **kw),
+        mine_boundary_samples(g, x, y, sem, **kw, class_groups=len(x)),
+        atol=1e-6,
+    )
+    trace: list[float] = []
+    torch.manual_seed(0)
+    x_plus = mine_boundary_samples(g, x, y, sem, **kw, trace=trace, class_groups=3)
+    assert x_plus.shape == x.shape and trace[-1] > trace[0]
+    # groups of 3 see at most 3 classes: entropies bounded by log 3 (< log 4 of all classes)
+    assert max(trace) <= math.log(3) + 1e-6
+
+
 @pytest.fixture(scope="module")
 def task() -> ZSLTask:
     return ZSLTask(tiny_dataset(n_per_class=12))
@@ -289,3 +307,11 @@ def test_izf_prior_scale_is_a_scaling_of_the_class_vectors(task):
         unscaled = m.losses(x, y, sem, means)["flow"].item()
     assert scaled == pytest.approx(fed, rel=1e-6)
     assert unscaled != pytest.approx(fed, rel=1e-3)
+
+
+def test_contrastive_classes_batch_fits_and_bad_value_is_a_config_error(task):
+    m = GSMFlow(seed=0, **{**TINY, "mining_steps": 2, "contrastive_classes": "batch"})
+    m.fit(task.train)
+    assert len(m.mining_trace_) == 3
+    with pytest.raises(ConfigError, match="contrastive_classes"):
+        GSMFlow(**{**TINY, "contrastive_classes": "some"}).fit(task.train)

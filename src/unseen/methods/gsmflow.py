@@ -96,6 +96,10 @@ class GSMFlowConfig(MethodConfig):
             (Adam; not given in the paper or the guide's notes: ours, see docs/gsmflow.md).
         mining_steps, mining_lr, entropy_weight: K, eta and lambda_1 of Eq. 4 (official per
             dataset; Fig. 7a, 7f).
+        contrastive_classes: ``all`` (Eq. 1-3: each sample against every seen class) or
+            ``batch`` (the official code's: g is trained, and the samples are mined, in
+            random batches of ``contrastive_batch``, each against the classes present in
+            it -- cheaper with many classes, and a different entropy).
         prior_scale: variant ``izf-prior`` only: the class vectors are multiplied by it in
             the prior mean N([s a, 0], I), as IZF's ``semantic_scale`` (unit-norm class
             vectors are otherwise invisible against the unit prior variance: measured on
@@ -127,6 +131,7 @@ class GSMFlowConfig(MethodConfig):
     mining_steps: int = 20
     mining_lr: float = 20.0
     entropy_weight: float = 1.0
+    contrastive_classes: str = "all"
     prior_scale: float = 1.0
 
 
@@ -185,6 +190,11 @@ class GSMFlow(GenerativeMethod):
             init_std=c.init_std or None,
         )
         if sw["em"]:
+            if c.contrastive_classes not in ("all", "batch"):
+                raise ConfigError(
+                    f"gsmflow: contrastive_classes must be 'all' or 'batch', "
+                    f"not {c.contrastive_classes!r}"
+                )
             nets["g"] = ContrastiveNet(d, d_a, c.contrastive_hidden, dims["n_seen"])
         self.nets_ = nn.ModuleDict(nets)
         params = [p for k, m in nets.items() if k != "g" for p in m.parameters()]
@@ -219,7 +229,12 @@ class GSMFlow(GenerativeMethod):
         for _ in range(c.contrastive_epochs):
             perm = torch.randperm(len(col), device=col.device)
             for idx in perm.split(c.contrastive_batch):
-                loss = contrastive_loss(g.scores(data.features[idx], sem), col[idx]).mean()
+                if c.contrastive_classes == "batch":  # official: the batch's classes only
+                    classes, target = torch.unique(col[idx], return_inverse=True)
+                    scores = g.scores(data.features[idx], sem[classes])
+                else:  # Eq. 2: every seen class
+                    scores, target = g.scores(data.features[idx], sem), col[idx]
+                loss = contrastive_loss(scores, target).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -250,6 +265,7 @@ class GSMFlow(GenerativeMethod):
             c.entropy_weight,
             c.batch_size,
             trace=self.mining_trace_,
+            class_groups=c.contrastive_batch if c.contrastive_classes == "batch" else 0,
         )
         self._mined = (key, x_plus, data.labels)
         return x_plus, data.labels
