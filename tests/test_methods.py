@@ -132,6 +132,23 @@ def test_resume_after_kill_equals_uninterrupted(name, task, tmp_path):
         torch.testing.assert_close(a, b, msg=k)
 
 
+def test_model_saved_before_a_config_field_existed_still_loads(task, tmp_path):
+    """A field added later (its default keeps the old behaviour) is filled in on load."""
+    m = make("gsmflow").fit(task.train)
+    m.save(tmp_path / "m.pt")
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    del state["config"]["prior_scale"]  # as written before the field was added
+    torch.save(state, tmp_path / "old.pt")
+    loaded = GenerativeMethod.load(tmp_path / "old.pt")
+    assert loaded.config == m.config
+    state["config"]["hidden"] += 1  # a saved value that differs is still refused
+    torch.save(state, tmp_path / "other.pt")
+    with pytest.raises(ConfigError, match="another"):
+        make("gsmflow", hidden=state["config"]["hidden"] - 1)._load_checkpoint(
+            tmp_path / "other.pt", None
+        )
+
+
 @pytest.mark.parametrize("name", METHODS)
 def test_checkpoint_from_other_config_is_refused(name, task, tmp_path):
     ckpt = tmp_path / "ckpt.pt"

@@ -348,7 +348,11 @@ class GenerativeMethod(ABC):
                 f"checkpoint {path} was trained on data of sizes {state['dims']}, "
                 f"but the data given now has sizes {dims}; use another output folder"
             )
-        if state["config"] != dataclasses.asdict(self.config):
+        # Compare with the saved config completed by the current defaults: a field added
+        # after the checkpoint was written (with a default that keeps the old behaviour)
+        # does not make it unreadable; any saved value that differs still does.
+        saved = dataclasses.asdict(config_from_dict(self.config_class, state["config"]))
+        if saved != dataclasses.asdict(self.config):
             raise ConfigError(
                 f"checkpoint {path} was written with another {self.name} config; "
                 "use another output folder (or --force to start over)"
