@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from unseen.config import parse_set, resolve_run_config
+from unseen.eval.results import format_mean_std
 from unseen.runner import run
 
 ROWS: list[tuple[str, str]] = [
@@ -120,18 +121,12 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for title, row in table.items():
-        lines.append(f"| {title} | " + " | ".join(_fmt(row.get(k)) for k in KEYS) + " |")
+        lines.append(f"| {title} | " + " | ".join(format_mean_std(row.get(k)) for k in KEYS) + " |")
     text = "\n".join(lines)
     print(text)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(text + "\n")
     (out / "table.json").write_text(json.dumps(table, indent=2))
-
-
-def _fmt(v: dict | None) -> str:
-    if not v:
-        return "-"
-    return f"{v['mean']:.1f} ± {v['std']:.1f}"
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from unseen.config import parse_set, resolve_run_config
+from unseen.eval.results import format_mean_std
 from unseen.runner import run
 
 ROWS: list[tuple[str, str, dict[str, Any]]] = [
@@ -115,19 +116,13 @@ def main() -> None:
         for col in ("NBC", "Softmax"):
             r = cols.get(col, {})
             for k in ("s", "u", "h", "h_cal", "t1"):
-                cells.append(_fmt(r.get(k)))
+                cells.append(format_mean_std(r.get(k)))
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     print(text)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(text + "\n")
     (out / "table.json").write_text(json.dumps(table, indent=2))
-
-
-def _fmt(v: dict | None) -> str:
-    if not v:
-        return "-"
-    return f"{v['mean']:.1f} ± {v['std']:.1f}"
 
 
 if __name__ == "__main__":

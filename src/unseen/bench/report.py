@@ -21,7 +21,7 @@ import yaml
 
 from unseen.bench.grid import Grid
 from unseen.bench.store import METRICS, Store
-from unseen.eval.results import mean_std
+from unseen.eval.results import format_mean_std, mean_std
 
 __all__ = ["summarize_rows", "write_report"]
 
@@ -62,9 +62,7 @@ def summarize_rows(grid: Grid, rows: list[dict[str, Any]]) -> list[dict[str, Any
 
 
 def _cell(stats: dict[str, Any], key: str) -> str:
-    if key not in stats:
-        return "-"
-    return f"{stats[key]['mean']:.1f} ± {stats[key]['std']:.1f}"
+    return format_mean_std(stats.get(key))
 
 
 def _paper(papers: dict[str, Any], name: str | None, dataset: str) -> dict[str, Any]:

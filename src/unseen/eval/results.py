@@ -85,12 +85,18 @@ def summarize(results: list[EvalResult]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def format_mean_std(m: dict[str, Any] | None) -> str:
+    """``61.2 ± 0.4`` from a :func:`mean_std` dict; ``-`` for a missing one."""
+    if not m:
+        return "-"
+    return f"{m['mean']:.1f} ± {m['std']:.1f}"
+
+
 def format_summary(summary: dict[str, dict[str, Any]]) -> str:
     """``T1 61.2 ± 0.4 | S .. U .. H ..`` (and calibrated metrics when present)."""
 
     def f(key: str) -> str:
-        m = summary[key]
-        return f"{m['mean']:.1f} ± {m['std']:.1f}"
+        return format_mean_std(summary[key])
 
     n = len(summary["h"]["values"])
     lines = [
