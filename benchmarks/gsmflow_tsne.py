@@ -116,7 +116,7 @@ def fig9(args) -> None:
             base = pts
         elif not np.array_equal(base["classes"], pts["classes"]):
             raise SystemExit("the runs' seeds pick different classes; use runs of one dataset")
-        panels.append((rb.run.label, pts))
+        panels.append((rb.run.label(), pts))
     classes = base["classes"]
     n = len(panels) + 1
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.4), squeeze=False)
