@@ -9,23 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from test_gmn_studies import TINY_SETS
 from unseen.config import parse_set, resolve_run_config
 from unseen.runner import run
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+# test_gmn_studies' tiny GMN sizes, with a longer classifier schedule to choose from
+# (later --set values win).
 TINY = [
-    "method.epochs=2",
-    "method.hidden_g=[16]",
-    "method.hidden_d=[16]",
-    "method.noise_dim=4",
-    "method.batch_size=64",
-    "method.critic_steps=1",
-    "classifier.kind=bilinear",
+    *TINY_SETS,
     "classifier.epochs=3",
-    "classifier.lr=0.05",
-    "classifier.zsl_train=all",
     "selection.eval_every=2",
-    "selection.n_synthetic=[5,10]",
     "selection.classifier_epochs=[2,3]",
 ]
 
