@@ -8,8 +8,10 @@ import math
 import pytest
 import torch
 
+from unseen.eval.health import untouched_dimensions
 from unseen.models.flows import (
     AffineCoupling,
+    ConditionalCouplingFlow,
     CouplingFlow,
     Permutation,
     affine_coupling_forward,
@@ -19,11 +21,88 @@ from unseen.models.flows import (
 
 FLOWS = {
     "coupling": lambda d: AffineCoupling(d, hidden=5),
+    "coupling-first": lambda d: AffineCoupling(d, hidden=5, transformed="first"),
     "coupling-clamped": lambda d: AffineCoupling(d, hidden=5, clamp=2.0),
     "flow-1": lambda d: CouplingFlow(d, n_blocks=1, hidden=4),
-    "flow-5": lambda d: CouplingFlow(d, n_blocks=5),
+    "flow-2": lambda d: CouplingFlow(d, n_blocks=2),
+    "flow-5-clamped": lambda d: CouplingFlow(d, n_blocks=5, clamp=2.0),
     "flow-3-clamped": lambda d: CouplingFlow(d, n_blocks=3, hidden=7, clamp=1.5),
+    "flow-alternating-2": lambda d: CouplingFlow(d, n_blocks=2, hidden=4, coupling="alternating"),
+    "flow-alternating-5": lambda d: CouplingFlow(d, n_blocks=5, clamp=2.0, coupling="alternating"),
 }
+
+# Every flow the library has, as ``(d, seed) -> x -> f(x)``: IZF's CouplingFlow in both block
+# designs and every block count of its Fig. 5d, GSMFlow's conditional GLOW flow with and
+# without permutations. A single coupling LAYER is not a flow (it moves one half by design).
+EVERY_FLOW = {
+    **{
+        f"izf-{design}-{k}": (
+            lambda d, g, k=k, design=design: CouplingFlow(
+                d, n_blocks=k, hidden=6, generator=g, coupling=design
+            )
+        )
+        for design in ("two-sided", "alternating")
+        for k in (1, 2, 3, 5, 7)
+        if not (design == "alternating" and k == 1)
+    },
+    **{
+        f"gsmflow-{k}{'-permuted' if perm else ''}": (
+            lambda d, g, k=k, perm=perm: _conditioned(
+                ConditionalCouplingFlow(d, 3, n_blocks=k, hidden=6, permute=perm, generator=g)
+            )
+        )
+        for k in (1, 3, 5)
+        for perm in (False, True)
+    },
+}
+
+
+def _conditioned(flow: ConditionalCouplingFlow):
+    cond = torch.randn(1, flow.cond_features, generator=torch.Generator().manual_seed(9))
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return flow(x, cond.expand(len(x), -1))[0]
+
+    return f
+
+
+def _as_map(flow):
+    return flow if not isinstance(flow, torch.nn.Module) else (lambda x: flow(x)[0])
+
+
+@pytest.mark.parametrize("name", EVERY_FLOW)
+@pytest.mark.parametrize("d", [5, 64, 257])
+def test_every_dimension_is_transformed(name, d):
+    """No input dimension may pass through a flow unchanged, for any permutation draw.
+
+    The old IZF blocks (one coupling after an independent random permutation) failed this:
+    a dimension escapes all K blocks with probability 2^-K (see the next test).
+    """
+    for seed in range(4):
+        torch.manual_seed(seed)
+        f = _as_map(EVERY_FLOW[name](d, torch.Generator().manual_seed(seed)))
+        x = torch.rand(32, d)
+        with torch.no_grad():
+            assert untouched_dimensions(x, f(x)) == 0, f"seed {seed}"
+
+
+def test_untouched_check_catches_one_sided_blocks_with_random_permutations():
+    """The design IZF had before: 5 x (random permutation -> one-sided coupling). At d = 1280
+    about 1280 / 32 = 40 dimensions stay in every block's conditioning half."""
+    counts = []
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        layers = []
+        for _ in range(5):
+            layers += [Permutation(1280, g), AffineCoupling(1280, hidden=8)]
+        x = torch.rand(16, 1280)
+        y = x
+        with torch.no_grad():
+            for layer in layers:
+                y = layer(y)[0]
+        counts.append(untouched_dimensions(x, y))
+    assert all(c > 10 for c in counts), counts
+    assert 20 < sum(counts) / len(counts) < 70  # 40 expected
 
 
 def _spice(module: torch.nn.Module, scale: float = 0.4) -> torch.nn.Module:
@@ -126,3 +205,7 @@ def test_bad_sizes():
         AffineCoupling(1)
     with pytest.raises(ValueError, match="n_blocks"):
         CouplingFlow(4, n_blocks=0)
+    with pytest.raises(ValueError, match="n_blocks >= 2"):
+        CouplingFlow(4, n_blocks=1, coupling="alternating")
+    with pytest.raises(ValueError, match="coupling"):
+        CouplingFlow(4, coupling="one-sided")

@@ -70,6 +70,8 @@ class ClassifierConfig:
     Sec. 3.4).
     ``seen_top_up``: add synthetic seen-class features so every seen class has at least as
     many training features as each unseen class gets (GMN on AWA).
+    ``batch_equals_n_synthetic``: the minibatch size is the number of synthetic features per
+    unseen class, as f-CLSWGAN's official code (``batch_size`` is then ignored).
     """
 
     kind: str = "softmax"
@@ -82,6 +84,7 @@ class ClassifierConfig:
     lr_decay: float = 1.0
     zsl_train: str = "synthetic"
     seen_top_up: bool = False
+    batch_equals_n_synthetic: bool = False
 
 
 @dataclass
@@ -99,6 +102,9 @@ class SelectionConfig:
             criterion than the raw H, which a slight seen bias can drive to 0) or ``h``
             (uncalibrated harmonic mean).
         calibrate: choose calibrated stacking's gamma on validation and report it.
+        health: measure the generator's health (:mod:`unseen.eval.health`) at every
+            validation point, log it with warnings, and keep it in
+            ``validation/health.json`` (a few seconds per point).
         per_task_counts: also choose separate synthetic counts per task on validation (GMN's
             n_zsl, n_gzsl-u, n_gzsl-s: at the chosen generator epoch and classifier schedule,
             the counts with the best validation T1, U and S) and report, besides the single
@@ -113,6 +119,7 @@ class SelectionConfig:
     criterion: str = "h_cal"
     calibrate: bool = True
     per_task_counts: bool = False
+    health: bool = True
 
 
 @dataclass

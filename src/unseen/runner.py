@@ -23,6 +23,7 @@ Output folder layout::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -133,10 +134,17 @@ def train_and_evaluate(
 ) -> dict[int, EvalResult]:
     """Synthesize, train the final classifiers, evaluate. Returns {classifier epochs: result}.
 
-    With ``classifier_epochs`` the GZSL classifier is evaluated at each of those epoch counts
-    along one run (used on validation); otherwise only after its last epoch.
+    With ``classifier_epochs`` the classifiers are evaluated at each of those epoch counts
+    along one run (used on validation); otherwise only after their last epoch. T1 has ONE
+    definition on validation and test: with ``zsl_train: synthetic`` it comes from a CZSL
+    classifier trained on synthetic unseen features only, at the same epoch count as the
+    GZSL classifier; with ``all``, from the GZSL classifier's unseen columns.
     """
     data = task.train
+    if cfg.batch_equals_n_synthetic:  # f-CLSWGAN's code: batch = synthetic count per class
+        cfg = config_from_dict(
+            ClassifierConfig, {**cfg.__dict__, "batch_size": n_synthetic}, "classifier"
+        )
     # Evaluation must not disturb the method's training RNG stream (validation callbacks).
     with torch.random.fork_rng(devices=[] if method.device.type != "cuda" else [method.device]):
         torch.manual_seed(10_007 * seed + 17)
@@ -170,14 +178,24 @@ def train_and_evaluate(
             return results
         if classifier_epochs:
             wanted = set(classifier_epochs)
-
-            def record(epoch: int, clf) -> None:
-                if epoch in wanted:
-                    results[epoch] = task.evaluate(wrap(clf), gamma=gamma)
-
             run_cfg = config_from_dict(
                 ClassifierConfig, {**cfg.__dict__, "epochs": max(wanted)}, "classifier"
             )
+            zsl_at: dict[int, Any] = {}  # CZSL classifier snapshots at the wanted epochs
+            if cfg.zsl_train == "synthetic":
+
+                def keep(epoch: int, clf) -> None:
+                    if epoch in wanted:  # the classifiers hold copies: a shallow copy is safe
+                        zsl_at[epoch] = copy.copy(clf)
+
+                build_classifier(run_cfg, device, seed).fit(
+                    x_u, y_u, task.unseen_classes, sem[task.unseen_classes], epoch_callback=keep
+                )
+
+            def record(epoch: int, clf) -> None:
+                if epoch in wanted:
+                    results[epoch] = task.evaluate(wrap(clf), wrap(zsl_at.get(epoch)), gamma=gamma)
+
             build_classifier(run_cfg, device, seed).fit(
                 x, y, task.classes, sem[task.classes], epoch_callback=record
             )
@@ -304,9 +322,20 @@ def select_on_validation(
     if cfg.classifier.kind in ("prototype", "method"):
         cl_epochs = [0]
 
+    health_path = out / "validation" / "health.json" if out else None
+    health: list[dict[str, Any]] = []
+    if health_path and health_path.exists():
+        health = json.loads(health_path.read_text())
+
     def on_epoch(epoch: int, method: GenerativeMethod) -> None:
         if epoch not in eval_epochs:
             return
+        if sel.health and all(h["epoch"] != epoch for h in health):
+            report = val.health(method, seed=seed)
+            health.append({"epoch": epoch, **report.to_dict()})
+            _log_health(out, epoch, report, echo)
+            if health_path:
+                _write_json(health_path, health)
         for n in sel.n_synthetic:
             if all((epoch, n, ce) in done for ce in cl_epochs):
                 continue
@@ -332,6 +361,8 @@ def select_on_validation(
     method = method_cls(mcfg, device=cfg.device, seed=seed)
     ckpt = out / "validation" / "checkpoint.pt" if out else None
     method.fit(val.train, callback=on_epoch, checkpoint=ckpt, progress=progress)
+    if out is not None:  # for `unseen diagnose RUN`: the generator the choice was made with
+        method.save(out / "validation" / "model.pt")
     key = "h_cal_best" if sel.criterion == "h_cal" else "h"
     for r in records:
         r["h_cal_best"] = r["extra"].get("h_at_best_gamma", r["h"])
@@ -346,6 +377,9 @@ def select_on_validation(
         "validation_task": val.describe(),
         "seconds": round(time.time() - t0, 1),
     }
+    at_choice = [h for h in health if h["epoch"] == best["epoch"]]
+    if at_choice:
+        choice["health"] = at_choice[0]
     if sel.per_task_counts:
         same = [
             r
@@ -357,7 +391,7 @@ def select_on_validation(
             task_name: max(same, key=lambda r, m=metric: (r[m], -r["n_synthetic"]))["n_synthetic"]
             for task_name, metric in (("zsl", "t1"), ("gzsl_u", "u"), ("gzsl_s", "s"))
         }
-    return {"choice": choice, "records": records}
+    return {"choice": choice, "records": records, "health": health}
 
 
 def per_task_result(
@@ -379,6 +413,17 @@ def per_task_result(
     t1, u, s = cache[counts["zsl"]].t1, cache[counts["gzsl_u"]].u, cache[counts["gzsl_s"]].s
     h = 2 * u * s / (u + s) if u + s > 0 else 0.0
     return {"t1": t1, "u": u, "s": s, "h": h, "counts": dict(counts)}
+
+
+def _log_health(out: Path | None, epoch: int, report, echo: bool) -> None:
+    """The generator's health at a validation point, and a WARNING line per problem."""
+    lines = [f"[validation] epoch {epoch:4d} {report.line()}"]
+    lines += [f"[validation] WARNING epoch {epoch}: {w}" for w in report.warnings()]
+    for msg in lines:
+        if out is not None:
+            _log(out, msg, echo)
+        elif echo:
+            print(msg, flush=True)
 
 
 def _log_val(out, epoch, n, ce, r: EvalResult, echo: bool) -> None:
@@ -424,6 +469,8 @@ def run(
     selection = select_on_validation(task, cfg, out, progress=progress, echo=echo)
     choice = selection["choice"]
     _log(out, f"[validation] chosen: {json.dumps({k: choice[k] for k in list(choice)[:5]})}", echo)
+    for w in choice.get("health", {}).get("warnings", []):
+        _log(out, f"WARNING: the generator chosen on validation is unhealthy: {w}", echo)
     if validate_only:
         _write_json(out / "validation" / "selection.json", selection)
         return {"validation": selection, "config": cfg.to_dict(), "dataset": ds.name}

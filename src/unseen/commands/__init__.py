@@ -16,7 +16,7 @@ import importlib
 __all__ = ["MODULES", "register_all"]
 
 # Module names under unseen.commands, one per command group.
-MODULES: list[str] = ["bench", "sweep", "predict", "plot", "data", "extract"]
+MODULES: list[str] = ["bench", "sweep", "predict", "plot", "data", "extract", "diagnose"]
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:

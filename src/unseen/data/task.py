@@ -341,6 +341,33 @@ class ZSLTask:
             result.extra["synthetic_features"] = True
         return result
 
+    def health(self, method, *, n_per_class: int = 200, seed: int = 0):
+        """Generator health of a method fitted on this VALIDATION problem's training part
+        (:func:`unseen.eval.health.generator_health`): its synthetic features against the
+        held-out pseudo-seen and the pseudo-unseen real features. Refused on the test task:
+        nothing is chosen or diagnosed on test data.
+        """
+        from unseen.eval.health import generator_health
+
+        if self.split != "validation":
+            raise ConfigError(
+                "generator health is measured on the validation problem only "
+                "(task.validation()), never on test data"
+            )
+        x_s, y_s = self._test_part(self.__seen_test_idx)
+        x_u, y_u = self._test_part(self.__unseen_test_idx)
+        return generator_health(
+            method,
+            real_unseen=(x_u, torch.as_tensor(y_u, dtype=torch.long)),
+            unseen_classes=self.unseen_classes,
+            real_seen=(x_s, torch.as_tensor(y_s, dtype=torch.long)),
+            seen_classes=self.seen_classes,
+            semantics=self._train.semantics,
+            train=self._train,
+            n_per_class=n_per_class,
+            seed=seed,
+        )
+
     # ------------------------------------------------------------------ private
     def _test_part(self, idx: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         x = self._transform.transform(self._dataset.features[idx])

@@ -214,6 +214,40 @@ class GenerativeMethod(ABC):
         """
         return x
 
+    def flow_map(
+        self, x: torch.Tensor, labels: torch.Tensor, semantics: torch.Tensor
+    ) -> torch.Tensor | None:
+        """The forward map of the method's invertible network on features ``x`` of classes
+        ``labels`` (rows of ``semantics``), or ``None`` for methods without one.
+
+        Used by the health check (``unseen diagnose``) to count the input dimensions that
+        the transform passes through unchanged; a flow whose blocks leave a dimension
+        untouched generates it straight from the prior (IZF's old one-sided blocks did).
+        """
+        return None
+
+    def health(
+        self,
+        real: torch.Tensor,
+        labels: torch.Tensor,
+        classes: torch.Tensor,
+        train: SeenTrainData,
+    ) -> dict[str, float]:
+        """Method-specific health numbers on held-out validation data; none by default.
+
+        Args:
+            real: held-out real features of the pseudo-unseen ``classes`` (never in ``fit``'s
+                data), on the CPU; ``labels`` their global class ids.
+            classes: the pseudo-unseen class ids.
+            train: the data the method was fitted on (e.g. for a closed-form baseline).
+
+        Returns:
+            name -> value, reported beside the shared numbers of
+            :func:`unseen.eval.health.generator_health`; a name ending in ``_warning`` with
+            a value of 1 turns into a warning.
+        """
+        return {}
+
     def own_classifier(self, classes: torch.Tensor, class_semantics: torch.Tensor) -> Any:
         """A fitted scorer (``classes_``, ``predict_scores``) for methods that classify
         themselves (e.g. IZF-NBC's nearest prototype f^-1([c, 0])). Used with

@@ -331,6 +331,16 @@ class GSMFlow(GenerativeMethod):
             lambda idx: self.losses(x_all[idx], y_all[idx], sem, means),
         )
 
+    def flow_map(
+        self, x: torch.Tensor, labels: torch.Tensor, semantics: torch.Tensor
+    ) -> torch.Tensor:
+        """:math:`f(x; a^g(y))` (Eq. 11), or :math:`f(x)` for the ``izf-prior`` variant."""
+        flow = self.nets_["flow"]
+        if self.switches["conditioning"] == "prior":
+            return flow(x)[0]
+        classes, index = torch.unique(labels, return_inverse=True)
+        return flow(x, self.condition(semantics[classes].to(x.dtype)), index)[0]
+
     # ------------------------------------------------------------------ generation
     def sample(self, class_semantics: torch.Tensor, n_per_class: int) -> torch.Tensor:
         """Eq. 19: :math:`x = f^{-1}(z; a^g)`, :math:`z \\sim N(0, I)`, class-major."""

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "COUPLINGS",
     "AffineCoupling",
     "ConditionalCouplingFlow",
     "CouplingFlow",
@@ -53,6 +54,7 @@ __all__ = [
     "Permutation",
     "affine_coupling_forward",
     "affine_coupling_inverse",
+    "half_swapping_order",
     "soft_clamp",
 ]
 
@@ -94,19 +96,26 @@ def affine_coupling_inverse(y_b: torch.Tensor, s: torch.Tensor, t: torch.Tensor)
 class Permutation(nn.Module):
     r"""A fixed random permutation of the features (supplementary Sec. 2.1, Eq. 10-11).
 
-    The order is drawn once at construction and stored as a buffer, so it is saved and loaded
-    with ``state_dict`` (a model reloaded elsewhere computes the same function). Its
-    log-determinant is 0.
+    The order is drawn once at construction (or given) and stored as a buffer, so it is
+    saved and loaded with ``state_dict`` (a model reloaded elsewhere computes the same
+    function). Its log-determinant is 0.
 
     Args:
         features: number of features.
         generator: random generator for the order (default: the global one).
+        order: a given order instead of a random one (:func:`half_swapping_order`).
     """
 
-    def __init__(self, features: int, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        features: int,
+        generator: torch.Generator | None = None,
+        order: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
-        order = torch.randperm(features, generator=generator)
-        self.register_buffer("order", order)
+        if order is None:
+            order = torch.randperm(features, generator=generator)
+        self.register_buffer("order", torch.as_tensor(order, dtype=torch.long))
         self.register_buffer("inverse_order", torch.argsort(order))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,15 +129,21 @@ class AffineCoupling(nn.Module):
     r"""An affine coupling layer (Eq. 2) with separate nets ``s`` and ``t`` (Sec. 4.3).
 
     The input splits into :math:`x = [x_a, x_b]` with :math:`|x_a| = \lfloor d/2 \rfloor`.
-    ``s`` and ``t`` are each ``Linear(|x_a|, hidden) -> LeakyReLU -> Linear(hidden, |x_b|)``.
-    Both nets read the same :math:`x_a`, so their first layers run as ONE matrix product and
-    their second layers as one batched product (``baddbmm``): fewer, larger GEMMs, same math.
+    With ``transformed="second"`` the layer moves :math:`x_b` given :math:`x_a` (Eq. 2);
+    with ``"first"`` it moves :math:`x_a` given :math:`x_b`. ``s`` and ``t`` are each
+    ``Linear(|in|, hidden) -> LeakyReLU -> Linear(hidden, |out|)``. Both nets read the same
+    half, so their first layers run as ONE matrix product and their second layers as one
+    batched product (``baddbmm``): fewer, larger GEMMs, same math.
+
+    A single layer leaves its conditioning half unchanged: only a stack that moves every
+    half at least once (:class:`CouplingFlow`) transforms every dimension.
 
     Args:
         features: ``d``.
         hidden: hidden width of ``s`` and ``t`` (the paper: ``d / 2``).
         slope: LeakyReLU negative slope.
         clamp: optional soft bound of ``s`` (see :func:`soft_clamp`); ``None`` = paper.
+        transformed: which half the layer moves, ``"second"`` or ``"first"``.
     """
 
     def __init__(
@@ -137,13 +152,19 @@ class AffineCoupling(nn.Module):
         hidden: int | None = None,
         slope: float = 0.01,
         clamp: float | None = None,
+        transformed: str = "second",
     ) -> None:
         super().__init__()
         if features < 2:
             raise ValueError(f"a coupling layer needs >= 2 features, got {features}")
+        if transformed not in ("first", "second"):
+            raise ValueError(f"transformed must be 'first' or 'second', got {transformed!r}")
         self.features = features
-        self.d_a = features // 2
-        self.d_b = features - self.d_a
+        self.split = features // 2  # |x_a|
+        self.transformed = transformed
+        # d_a: size of the conditioning half, d_b: size of the moved half.
+        first, second = self.split, features - self.split
+        self.d_a, self.d_b = (first, second) if transformed == "second" else (second, first)
         self.hidden = hidden or max(1, features // 2)
         self.slope = slope
         self.clamp = clamp
@@ -172,22 +193,43 @@ class AffineCoupling(nn.Module):
         st = torch.baddbmm(self.bias2, h, self.weight2)  # (2, batch, d_b)
         return soft_clamp(st[0], self.clamp), st[1]
 
+    def _halves(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(conditioning half, moved half)``."""
+        first, second = x[:, : self.split], x[:, self.split :]
+        return (first, second) if self.transformed == "second" else (second, first)
+
+    def _join(self, cond: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
+        return torch.cat([cond, moved] if self.transformed == "second" else [moved, cond], dim=1)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x_a, x_b = x[:, : self.d_a], x[:, self.d_a :]
+        x_a, x_b = self._halves(x)
         s, t = self.scale_shift(x_a)
         y_b, ladj = affine_coupling_forward(x_b, s, t)
-        return torch.cat([x_a, y_b], dim=1), ladj
+        return self._join(x_a, y_b), ladj
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        y_a, y_b = y[:, : self.d_a], y[:, self.d_a :]
+        y_a, y_b = self._halves(y)
         s, t = self.scale_shift(y_a)
-        return torch.cat([y_a, affine_coupling_inverse(y_b, s, t)], dim=1)
+        return self._join(y_a, affine_coupling_inverse(y_b, s, t))
 
     def extra_repr(self) -> str:
         return (
             f"features={self.features}, hidden={self.hidden}, slope={self.slope}, "
-            f"clamp={self.clamp}"
+            f"clamp={self.clamp}, transformed={self.transformed}"
         )
+
+
+COUPLINGS = ("two-sided", "alternating")
+
+
+def half_swapping_order(features: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random permutation that sends the moved half of a coupling layer (positions
+    ``d // 2 ..``) to the front and its conditioning half (``.. d // 2``) to the back, each
+    shuffled: the next layer then moves every dimension this one only conditioned on."""
+    split = features // 2
+    moved = split + torch.randperm(features - split, generator=generator)
+    kept = torch.randperm(split, generator=generator)
+    return torch.cat([moved, kept])
 
 
 class CouplingFlow(nn.Module):
@@ -197,6 +239,23 @@ class CouplingFlow(nn.Module):
     sum of the blocks' log-determinants (supplementary Eq. 13-14); :meth:`inverse` is
     :math:`f^{-1}` (the reverse pass, Eq. 6).
 
+    Every input dimension is transformed, by either block design (``coupling``):
+
+    * ``"two-sided"`` (default): random permutation, then two affine couplings (Eq. 2) that
+      move the second half given the first and then the first given the new second half, as
+      FrEIA's GLOW/RNVP blocks do (the framework the paper builds on, Sec. 6.1). Twice the
+      networks of a one-sided block.
+    * ``"alternating"``: one affine coupling per block (the paper's count of networks), the
+      first block after a random permutation, every later one after a permutation that
+      swaps the moved and the conditioning halves (:func:`half_swapping_order`), as
+      RealNVP's alternating masks. Needs ``n_blocks >= 2``.
+
+    Why not one coupling after an independent random permutation per block: a dimension
+    then stays in the conditioning half of all ``K`` blocks with probability :math:`2^{-K}`
+    and passes through unchanged (about 40 of FLO's 1280 dimensions at ``K = 5``); IZF puts
+    it into :math:`\hat c`, so every generated feature carries the prior mean there exactly
+    (docs/izf.md, ``tests/test_flows.py::test_every_dimension_is_transformed``).
+
     Args:
         features: ``d``.
         n_blocks: number of permutation-coupling blocks (paper: 5; Fig. 5d varies it).
@@ -204,6 +263,7 @@ class CouplingFlow(nn.Module):
         slope: LeakyReLU negative slope.
         clamp: optional soft bound of the log-scales (``None`` = the paper's ``exp(s)``).
         generator: random generator for the permutations (default: the global one).
+        coupling: ``"two-sided"`` or ``"alternating"`` (see above).
     """
 
     def __init__(
@@ -214,15 +274,29 @@ class CouplingFlow(nn.Module):
         slope: float = 0.01,
         clamp: float | None = None,
         generator: torch.Generator | None = None,
+        coupling: str = "two-sided",
     ) -> None:
         super().__init__()
         if n_blocks < 1:
             raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
+        if coupling not in COUPLINGS:
+            raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}")
+        if coupling == "alternating" and n_blocks < 2:
+            raise ValueError(
+                "an alternating coupling flow needs n_blocks >= 2: one one-sided block leaves "
+                "half of the dimensions unchanged"
+            )
         self.features = features
+        self.coupling = coupling
         layers: list[nn.Module] = []
-        for _ in range(n_blocks):
-            layers.append(Permutation(features, generator))
-            layers.append(AffineCoupling(features, hidden, slope, clamp))
+        for i in range(n_blocks):
+            if coupling == "alternating" and i > 0:
+                layers.append(Permutation(features, order=half_swapping_order(features, generator)))
+            else:
+                layers.append(Permutation(features, generator))
+            layers.append(AffineCoupling(features, hidden, slope, clamp, transformed="second"))
+            if coupling == "two-sided":
+                layers.append(AffineCoupling(features, hidden, slope, clamp, transformed="first"))
         self.layers = nn.ModuleList(layers)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
