@@ -47,6 +47,7 @@ TINY: dict[str, dict] = {
         mining_steps=2,
     ),
     "cvae": dict(epochs=2, batch_size=16, hidden=16, lambda_c=1.0, lambda_immd=0.1),
+    "meanreg": dict(epochs=2, batch_size=16, hidden=8),
     "cgan-immd": dict(
         epochs=2, batch_size=16, hidden_g=16, hidden_d=16, critic_steps=2, pretrain_epochs=2
     ),

@@ -14,6 +14,7 @@ from unseen.methods.cvae import CVAE, CVAEConfig
 from unseen.methods.gmn import GMN, GMNConfig
 from unseen.methods.gsmflow import GSMFlow, GSMFlowConfig
 from unseen.methods.izf import IZF, IZFConfig
+from unseen.methods.meanreg import MeanReg, MeanRegConfig
 
 __all__ = [
     "CLSWGAN",
@@ -29,6 +30,8 @@ __all__ = [
     "GSMFlowConfig",
     "GenerativeMethod",
     "IZFConfig",
+    "MeanReg",
+    "MeanRegConfig",
     "MethodConfig",
     "TLCoupling",
     "TLCouplingConfig",
