@@ -1,6 +1,10 @@
-"""GMN: latent-noise generator, the critic variants, the transductive guard, the runner path."""
+"""GMN: latent-noise generator, the critic variants, the transductive guard, the runner path,
+per-class GM batching, the official initialisation."""
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import pytest
 import torch
@@ -9,7 +13,8 @@ from tinydata import tiny_dataset
 from unseen.config import resolve_run_config
 from unseen.data.task import ZSLTask
 from unseen.errors import ConfigError
-from unseen.methods.gmn import GMN, VARIANTS
+from unseen.losses.gradient_matching import gradient_matching_loss
+from unseen.methods.gmn import GMN, VARIANTS, _ClassGroups, _seen_positions
 from unseen.models.gmn import GMNGenerator
 from unseen.runner import run
 
@@ -195,3 +200,125 @@ def test_seen_top_up_fills_each_seen_class_to_the_count(tiny, monkeypatch):
         cfg = ClassifierConfig(kind="bilinear", epochs=1, zsl_train="all", seen_top_up=top_up)
         runner.train_and_evaluate(task, m, n, cfg, seed=0)
     assert sizes[1] - sizes[0] == len(y)
+
+
+# ---------------------------------------------------------------- per-class GM batching
+PER_CLASS = dict(gm_batching="per-class", gm_classes_per_iter=3, gm_real_per_class=6)
+
+
+def _uneven(data):
+    """The training data with classes thinned to 9, 9, 4, 2, ... samples (some < R)."""
+    keep = torch.ones(len(data.labels), dtype=torch.bool)
+    for i, c in enumerate(data.seen_classes[2:4].tolist()):
+        rows = torch.nonzero(data.labels == c).flatten()
+        keep[rows[[4, 2][i] :]] = False
+    return dataclasses.replace(data, features=data.features[keep], labels=data.labels[keep])
+
+
+def test_class_groups_draw_distinct_classes_from_their_own_samples():
+    target = torch.tensor([0] * 9 + [1] * 2 + [2] * 5 + [3] * 0 + [4] * 7)[torch.randperm(23)]
+    groups = _ClassGroups(target, 5)
+    seen = set()
+    for _ in range(50):
+        classes, idx, mask = groups.draw(3, 4)
+        assert len(set(classes.tolist())) == 3 and 3 not in classes.tolist()  # no empty class
+        assert idx.shape == mask.shape == (3, 4)
+        for c, row, m in zip(classes, idx, mask):
+            assert (target[row] == c).all()  # padding rows too point into the class
+            assert int(m.sum()) == min(4, int((target == c).sum()))
+            assert len(set(row[m].tolist())) == int(m.sum())  # without replacement
+            seen.update(row[m].tolist())
+    assert seen == set(range(23))  # every sample of every class gets drawn
+
+
+def test_per_class_gm_is_one_term_per_drawn_class_summed(tiny):
+    """The generator's L_GM term = the SUM over the drawn classes of each class's distance,
+    each computed by hand on that class's real and synthetic batch alone (official)."""
+    data = _uneven(ZSLTask(tiny).train)
+    m = GMN(seed=0, **TINY, **PER_CLASS, gm_fake_per_class=5).fit(data)
+    target = _seen_positions(data)
+    probe = m.nets_["probe"]
+    sem = data.semantics[data.seen_classes]
+    details: dict = {}
+    loss, terms = m._gm_term(data, None, None, None, _ClassGroups(target, 6), details)
+    classes = details["classes"]
+    assert terms.shape == (3,) and len(set(classes.tolist())) == 3
+    assert details["x_fake"].shape == (3, 5, data.feature_dim)
+    hand = []
+    for c, rows, mask, fake in zip(
+        classes, details["real_index"], details["real_mask"], details["x_fake"]
+    ):
+        rows = rows[mask]
+        assert (target[rows] == c).all()
+        assert len(rows) == min(6, int((target == c).sum()))
+        y_r, y_s = c.repeat(len(rows)), c.repeat(len(fake))
+        w, b = probe.weight.detach(), probe.bias.detach()
+        hand.append(gradient_matching_loss(data.features[rows], y_r, fake, y_s, w, b, sem))
+    torch.testing.assert_close(terms, torch.stack(hand))
+    torch.testing.assert_close(loss, torch.stack(hand).sum())
+    # the synthetic batch of each group is of that group's class: its gradient reaches G
+    loss.backward()
+    assert m.nets_["generator"].mu.weight.grad.abs().sum() > 0
+
+
+def test_per_class_batching_trains_every_variant_with_gm(tiny):
+    task = ZSLTask(tiny, transductive=True)
+    for variant in ("cwgan+gm", "wgan+gm", "gm", "wgan-su+gm"):
+        m = GMN(seed=0, **TINY, **PER_CLASS, **VARIANTS[variant]).fit(task.train)
+        assert all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in m.history_)
+        assert "gm" in m.history_[-1]
+
+
+# ---------------------------------------------------------------- initialisation, Adam
+def test_official_init_is_xavier_with_gain_sqrt2_on_every_linear_of_g_and_d():
+    dims = {"feature_dim": 300, "semantic_dim": 200}
+    big = dict(noise_dim=300, hidden_g=(400,), hidden_d=(400,))
+    official = GMN(seed=0, **big, init="official")
+    official._build(dims)
+    default = GMN(seed=0, **big)
+    default._build(dims)
+    for net in ("generator", "critic"):
+        layers = [x for x in official.nets_[net].modules() if isinstance(x, torch.nn.Linear)]
+        assert len(layers) == (4 if net == "generator" else 2)  # G: mu, log-cov, hidden, out
+        for lin in layers:
+            fan_out, fan_in = lin.weight.shape
+            std = math.sqrt(2.0) * math.sqrt(2.0 / (fan_in + fan_out))
+            assert lin.weight.std().item() == pytest.approx(std, rel=0.05)
+            assert lin.weight.mean().abs() < 0.1 * std and torch.all(lin.bias == 0)
+        for lin in (x for x in default.nets_[net].modules() if isinstance(x, torch.nn.Linear)):
+            assert lin.weight.std().item() == pytest.approx(0.02, rel=0.05)
+            assert torch.all(lin.bias == 0)
+    # the GM probe keeps its own N(0, 0.02^2) init either way (as the official code)
+    assert official.nets_["probe"].weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert (
+        official.nets_["generator"].mu.weight.std() > 2 * default.nets_["generator"].mu.weight.std()
+    )
+
+
+def test_beta1_reaches_both_adam_optimisers(tiny):
+    m = GMN(seed=0, **TINY, beta1=0.0).fit(ZSLTask(tiny).train)
+    for name in ("generator", "critic"):
+        assert m.optimizers_[name].param_groups[0]["betas"] == (0.0, 0.999)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"gm_batching": "per_class"},
+        {"gm_classes_per_iter": 0},
+        {"gm_real_per_class": 0},
+        {"gm_fake_per_class": -1},
+        {"init": "xavier"},
+        {"beta1": 1.0},
+    ],
+)
+def test_bad_gm_options_are_config_errors(bad, tiny):
+    with pytest.raises(ConfigError):
+        GMN(**{**TINY, **bad}).fit(ZSLTask(tiny).train)
+
+
+def test_gm_option_types_are_config_errors_in_run_configs():
+    with pytest.raises(ConfigError, match="gm_classes_per_iter"):
+        resolve_run_config("gmn", "toy", overrides={"method": {"gm_classes_per_iter": 2.5}})
+    with pytest.raises(ConfigError, match="gm_batch"):
+        resolve_run_config("gmn", "toy", overrides={"method": {"gm_batch": "per-class"}})

@@ -20,6 +20,18 @@ of such sums of outer products reduce to Gram matrices of the batch,
 which costs O(B^2 (d + d_a)) for a batch of B and handles every class of the batch in one
 pass (no Python loop over classes). :func:`class_gradients` materialises g_c explicitly, for
 tests and small problems.
+
+Two batchings of Eq. 2-3 (the paper says only that g_r and g_s are "approximated over sample
+batches" and must be computed over samples "of the same class"):
+
+* :func:`gradient_matching_loss`: one mixed batch; every class present in both halves gets a
+  term, the terms are averaged (ours). With B = 128 and 62 classes that is ~2 samples per
+  class per estimate.
+* :func:`grouped_gradient_matching`: per-class batches, shaped ``(C, R, d)`` and
+  ``(C, S, d)`` (the official code: R = 60 real and S = 120 synthetic samples of each of a
+  few classes on CUB); one term per group, returned per group for the caller to sum. The
+  Grams are per group (batched matrix products), so the cost is C (R + S)^2 (d + d_a)
+  rather than (C (R + S))^2 (d + d_a).
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ __all__ = [
     "bilinear_logits",
     "class_gradients",
     "gradient_matching_loss",
+    "grouped_gradient_matching",
     "residual_embedding",
 ]
 
@@ -42,7 +55,16 @@ _EPS = 1e-12
 def bilinear_logits(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, semantics: torch.Tensor
 ) -> torch.Tensor:
-    """``(N, K)`` compatibilities ``(x^T W + b^T) a_k`` (Eq. 6); ``weight`` is ``(d, d_a)``."""
+    """``(N, K)`` compatibilities ``(x^T W + b^T) a_k`` (Eq. 6); ``weight`` is ``(d, d_a)``.
+
+    The product order is picked from the shapes: with fewer classes than semantic dimensions
+    (FLO: 62-82 seen classes, 1024-d) ``x (W A^T)`` is several times cheaper than
+    ``(x W) A^T``; the two are equal up to rounding.
+    """
+    n, (d, d_a), k = x.shape[0], weight.shape, semantics.shape[0]
+    if d * d_a * k + n * d * k < n * d * d_a + n * d_a * k:
+        out = x @ (weight @ semantics.T)
+        return out if bias is None else out + semantics @ bias
     proj = x @ weight
     if bias is not None:
         proj = proj + bias
@@ -179,17 +201,121 @@ def gradient_matching_loss(
         gb = same * km
         b_rows = blocks(gb[:, :nr].sum(1), gb[:, nr:].sum(1))
         rs, rr, ss = ((w, b) for w, b in zip(w_rows, b_rows))
+    dist = _distance(rs, rr, ss, per_row, lp_weight)
+    loss = dist[present].mean() if bool(present.any()) else dist.sum() * 0
+    if return_per_class:
+        return loss, torch.where(present, dist, torch.full_like(dist, float("nan")))
+    return loss
+
+
+def grouped_gradient_matching(
+    x_real: torch.Tensor,
+    x_fake: torch.Tensor,
+    classes: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    semantics: torch.Tensor,
+    *,
+    real_mask: torch.Tensor | None = None,
+    per_row: bool = False,
+    lp_weight: float = 0.0,
+) -> torch.Tensor:
+    """Eq. 4's cosine distance at one theta, once per per-class batch (the official batching).
+
+    Group ``c`` holds real and synthetic samples of class ``classes[c]`` only; its term is
+    the distance between the mean cross-entropy gradient over its real samples and over its
+    synthetic ones (Eq. 2-3), exactly as :func:`gradient_matching_loss` computes it for one
+    class. The official code sums these terms over the classes drawn in an iteration, each
+    weighted by beta; the caller does that (``gm_weight * terms.sum()``).
+
+    Args:
+        x_real: ``(C, R, d)`` real features, group c all of class ``classes[c]``.
+        x_fake: ``(C, S, d)`` synthetic features of the same classes; gradients flow into
+            them.
+        classes: ``(C,)`` class positions (rows of ``semantics``), one per group; a class
+            may appear in several groups.
+        weight, bias, semantics: as :func:`gradient_matching_loss` (constants).
+        real_mask: ``(C, R)`` bool, ``False`` for padding rows of groups whose class has
+            fewer than R real samples (they get zero weight); ``None`` = all real rows count.
+        per_row, lp_weight: as :func:`gradient_matching_loss`.
+
+    Returns:
+        ``(C,)`` distances, one per group (each in [0, 2], or [0, 4] with ``per_row``, plus
+        the l_2 term).
+    """
+    if x_real.dim() != 3 or x_fake.dim() != 3 or len(x_real) != len(x_fake):
+        raise ConfigError(
+            f"grouped GM needs (C, R, d) real and (C, S, d) synthetic batches, got "
+            f"{tuple(x_real.shape)} and {tuple(x_fake.shape)}"
+        )
+    if x_real.shape[2] != x_fake.shape[2] or x_real.shape[2] != weight.shape[0]:
+        raise ConfigError(
+            f"feature sizes differ: real {x_real.shape[2]}, synthetic {x_fake.shape[2]}, "
+            f"classifier {weight.shape[0]}"
+        )
+    c, r, d = x_real.shape
+    s = x_fake.shape[1]
+    m_r = residual_embedding(
+        x_real.reshape(c * r, d), classes.repeat_interleave(r), weight, bias, semantics
+    ).view(c, r, -1)
+    m_s = residual_embedding(
+        x_fake.reshape(c * s, d), classes.repeat_interleave(s), weight, bias, semantics
+    ).view(c, s, -1)
+    if real_mask is None:
+        w_r = x_real.new_full((c, r), 1.0 / r)
+    else:
+        mask = real_mask.to(x_real.dtype)
+        w_r = mask / mask.sum(1, keepdim=True).clamp_min(1)
+    w_s = x_fake.new_full((c, s), 1.0 / s)
+
+    # Per group, one joint Gram over [real; synthetic], as in gradient_matching_loss but with
+    # batched products: nothing is computed across groups.
+    xs = torch.cat([x_real, x_fake], 1)
+    ms = torch.cat([m_r, m_s], 1)
+    ws = torch.cat([w_r, w_s], 1)
+    wij = ws[:, :, None] * ws[:, None, :]
+    kx = torch.bmm(xs, xs.transpose(1, 2)) * wij
+    km = torch.bmm(ms, ms.transpose(1, 2))
+
+    def blocks(v: torch.Tensor):
+        """(rs, rr, ss) sums of a (C, N, N, ...) per-pair value over its three blocks."""
+        return (
+            v[:, :r, r:].sum((1, 2)),
+            v[:, :r, :r].sum((1, 2)),
+            v[:, r:, r:].sum((1, 2)),
+        )
+
+    if not per_row:
+        rs, rr, ss = blocks((kx + wij) * km)
+    else:
+        # Row j of dL/dW: sum_i w_i m_ij x_i, so <row_j^r, row_j^s> = sum_i m_ij (K_x m)_ij.
+        p_r = torch.bmm(kx[:, :, :r], m_r)  # (C, N, d_a): rows against the real columns
+        p_s = torch.bmm(kx[:, :, r:], m_s)
+        w_rows = (
+            (m_r * p_s[:, :r]).sum(1),
+            (m_r * p_r[:, :r]).sum(1),
+            (m_s * p_s[:, r:]).sum(1),
+        )
+        b_rows = blocks(wij * km)
+        rs, rr, ss = ((w, b) for w, b in zip(w_rows, b_rows))
+    return _distance(rs, rr, ss, per_row, lp_weight)
+
+
+def _distance(rs, rr, ss, per_row: bool, lp_weight: float) -> torch.Tensor:
+    """Cosine distance (plus ``lp_weight`` times the l_2 distance) from inner products.
+
+    ``rs``, ``rr``, ``ss`` are <g_r, g_s>, |g_r|^2, |g_s|^2 per class; with ``per_row`` each
+    is a pair (W rows ``(..., d_a)``, b ``(...)``): one cosine per row of W, averaged, plus
+    the cosine of b (the official code's sum over parameter tensors).
+    """
     if not per_row:
         dist = 1 - rs / (rr.clamp_min(_EPS).sqrt() * ss.clamp_min(_EPS).sqrt())
         sq = rr + ss - 2 * rs
     else:
         dist_w = 1 - rs[0] / (rr[0].clamp_min(_EPS).sqrt() * ss[0].clamp_min(_EPS).sqrt())
         dist_b = 1 - rs[1] / (rr[1].clamp_min(_EPS).sqrt() * ss[1].clamp_min(_EPS).sqrt())
-        dist = dist_w.mean(1) + dist_b
-        sq = rr[0].sum(1) + rr[1] + ss[0].sum(1) + ss[1] - 2 * (rs[0].sum(1) + rs[1])
+        dist = dist_w.mean(-1) + dist_b
+        sq = rr[0].sum(-1) + rr[1] + ss[0].sum(-1) + ss[1] - 2 * (rs[0].sum(-1) + rs[1])
     if lp_weight:
         dist = dist + lp_weight * sq.clamp_min(_EPS).sqrt()
-    loss = dist[present].mean() if bool(present.any()) else dist.sum() * 0
-    if return_per_class:
-        return loss, torch.where(present, dist, torch.full_like(dist, float("nan")))
-    return loss
+    return dist

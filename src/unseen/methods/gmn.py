@@ -12,7 +12,11 @@ Equation -> code:
   seen+unlabeled``, transductive), Eq. 9 (L^S_cWGAN, ``critic: conditional``): the critic
   step in :meth:`GMN._critic_step` with :func:`unseen.losses.adversarial.gradient_penalty`.
 * Eq. 2-4, 6 (g_r, g_s, L_GM for the bilinear f): :func:`unseen.losses.gradient_matching.
-  gradient_matching_loss`; the expectation over theta is taken along a trajectory of
+  gradient_matching_loss` (``gm_batching: random``: class-wise terms inside the generator's
+  mixed batch, averaged; ours) or :func:`unseen.losses.gradient_matching.
+  grouped_gradient_matching` (``gm_batching: per-class``: a few seen classes per iteration,
+  each with its own real and synthetic batch, the terms summed; the official code). The
+  expectation over theta is taken along a trajectory of
   :class:`unseen.models.gmn.BilinearProbe` trained by SGD on real seen batches and
   re-initialised every ``probe_reinit_every`` generator iterations (1 = the official code's
   "random theta every iteration").
@@ -36,15 +40,17 @@ from torch import nn
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
 from unseen.losses.adversarial import gradient_penalty
-from unseen.losses.gradient_matching import gradient_matching_loss
+from unseen.losses.gradient_matching import gradient_matching_loss, grouped_gradient_matching
 from unseen.methods.base import GenerativeMethod, MethodConfig, register
-from unseen.models.gmn import BilinearProbe, GMNGenerator, UnconditionalCritic
+from unseen.models.gmn import BilinearProbe, GMNGenerator, UnconditionalCritic, init_official
 from unseen.models.mlp import ConditionalCritic, init_normal
 
-__all__ = ["AUX_LOSSES", "CRITICS", "GMN", "VARIANTS", "GMNConfig"]
+__all__ = ["AUX_LOSSES", "CRITICS", "GMN", "GM_BATCHINGS", "INITS", "VARIANTS", "GMNConfig"]
 
 CRITICS = ("seen", "conditional", "seen+unlabeled", "none")
 AUX_LOSSES = ("gm", "cls", "none")
+GM_BATCHINGS = ("random", "per-class")
+INITS = ("default", "official")
 
 #: The generator objectives of the paper's Table 2 (and Fig. 5) as ``method`` config values.
 VARIANTS: dict[str, dict[str, str]] = {
@@ -61,28 +67,68 @@ VARIANTS: dict[str, dict[str, str]] = {
 
 @dataclass
 class GMNConfig(MethodConfig):
-    """GMN hyper-parameters. Defaults: the official code's values (see ``docs/gmn.md``).
+    """GMN hyper-parameters, each default with its source.
+
+    Sources: "paper" = Sariyildiz & Cinbis (CVPR 2019); "official" = the authors' code
+    (github.com/mbsariyildiz/gmn-zsl, its CUB script ``gmn_CUB.sh`` with
+    ``common_CUB_hps.sh`` unless said otherwise); "ours" = a choice of this library where
+    neither gives a value, or where we depart from the official code (``docs/gmn.md``).
+    Defaults that are NOT the official value: ``hidden_d``, ``beta1``, ``gm_per_row``,
+    ``probe_reinit_every``, ``gm_batching`` and ``init`` (each says so below).
 
     Attributes:
-        epochs: generator epochs; one epoch = ceil(N / batch_size) generator iterations.
-        batch_size: minibatch size (real and synthetic).
-        conditioning: ``latent`` (class-conditional latent Gaussian, Sec. 3.1) or ``concat``.
-        noise_dim: size of z.
-        mu_tanh: mu(a) = tanh(W a + b).
-        identity_cov: Sigma(a) = I instead of exp(W a + b).
-        hidden_g, hidden_d: hidden widths of G and of the critic.
-        out_relu: non-negative generator output (ReLU CNN features).
-        critic: ``seen`` (L^S_WGAN), ``conditional`` (L^S_cWGAN), ``seen+unlabeled``
-            (L^{S+U}_WGAN; transductive: needs a task built with ``transductive=True``) or
-            ``none``.
+        epochs: generator epochs; one epoch = ceil(N / batch_size) generator iterations
+            (ours; the official code counts iterations: 100k on CUB and AWA1, 20k on SUN).
+        batch_size: minibatch size of the critic and of the generator's adversarial term
+            (official: 256).
+        conditioning: ``latent`` (class-conditional latent Gaussian, paper Sec. 3.1;
+            official on CUB and AWA1) or ``concat`` ([z, a]; official on SUN).
+        noise_dim: size of z (official: 512 on CUB and AWA1).
+        mu_tanh: mu(a) = tanh(W a + b) (paper Sec. 4 option; the official code has none).
+        identity_cov: Sigma(a) = I instead of exp(W a + b) (paper Sec. 4 option).
+        hidden_g: hidden widths of G (official CUB: one layer of 2048; AWA1, SUN: two).
+        hidden_d: hidden widths of the critic (ours: 4096 as f-CLSWGAN; official CUB: one
+            layer of 1024, AWA1 and SUN: two of 2048; paper: 1-2 layers of 1024-4096).
+        out_relu: non-negative generator output (ReLU CNN features; official).
+        critic: ``seen`` (L^S_WGAN, Eq. 7), ``conditional`` (L^S_cWGAN, Eq. 9; the
+            official code's only critic), ``seen+unlabeled`` (L^{S+U}_WGAN, Eq. 8;
+            transductive: needs a task built with ``transductive=True``) or ``none``.
         aux: ``gm`` (L_GM), ``cls`` (frozen pre-trained classifier's loss) or ``none``.
-        critic_steps, gp_weight, lr, beta1: WGAN-GP and Adam settings.
-        gm_weight: beta of Eq. 5.
-        gm_per_row: cosine per parameter row (official code) instead of over all of theta.
-        gm_lp_weight: weight of the extra l_2 term between the gradient vectors.
-        probe_lr, probe_momentum: SGD of the classifier whose trajectory supplies theta.
+        critic_steps, gp_weight, lr: WGAN-GP and Adam settings (official: 5, 10, 1e-4 for
+            both G and D).
+        beta1: Adam beta1 of G and D (ours: 0.5, f-CLSWGAN's; official: 0.0 on CUB and SUN,
+            0.999 in the AWA1 script); beta2 is 0.999 (official).
+        init: ``default`` (ours: N(0, 0.02^2) weights, zero biases, f-CLSWGAN's) or
+            ``official`` (Xavier-normal with gain sqrt(2), zero biases, on every Linear
+            layer of G, heads included, and of the critic:
+            :func:`unseen.models.gmn.init_official`). The paper gives none.
+        gm_weight: beta of Eq. 5 (official: Q = 100). With ``gm_batching: per-class`` it
+            weights each class's term and the terms are summed (official); with ``random``
+            it weights their mean.
+        gm_per_row: cosine per parameter row (official) instead of one cosine over all of
+            theta (paper, Eq. 4; default).
+        gm_lp_weight: weight of the extra l_2 term between the gradient vectors (paper
+            Sec. 4 option; official: Z = 0).
+        gm_batching: how g_r and g_s (Eq. 2-3) are estimated. ``random`` (ours): from the
+            generator's random real batch and its synthetic batch of the same labels, one
+            term per class present, averaged (about batch_size / n_seen samples per
+            class). ``per-class`` (official): each generator iteration draws
+            ``gm_classes_per_iter`` seen classes and, for each, ``gm_real_per_class`` real
+            and ``gm_fake_per_class`` synthetic samples of that class only; the terms are
+            summed. The paper says only "over sample batches" of "the same class".
+        gm_classes_per_iter: classes per iteration for ``per-class`` (official: CUB 5,
+            SUN 20, AWA1 2).
+        gm_real_per_class: real samples per drawn class (official: CUB 60, SUN 16, AWA1
+            256); a class with fewer contributes all of its samples (ours; the official
+            iterator repeats them).
+        gm_fake_per_class: synthetic samples per drawn class (official: 2 x the real count
+            on CUB and AWA1, 10 x on SUN).
+        probe_lr, probe_momentum: SGD of the classifier whose trajectory supplies theta
+            (ours; the official values 1e-2 / 0.9 of its classifier are unused by its GMN
+            scripts, which never train it).
         probe_reinit_every: re-initialise that classifier every N generator iterations
-            (the paper's N; 1 = the official code's random theta at every iteration).
+            (the paper's N, not given; ours: 100; official: 1, a random theta every
+            iteration).
         cls_weight: weight of L_CLS (``aux: cls``).
         pretrain_epochs, pretrain_lr, pretrain_batch: the L_CLS classifier (bilinear, Adam).
     """
@@ -102,9 +148,14 @@ class GMNConfig(MethodConfig):
     gp_weight: float = 10.0
     lr: float = 1e-4
     beta1: float = 0.5
+    init: str = "default"
     gm_weight: float = 100.0
     gm_per_row: bool = False
     gm_lp_weight: float = 0.0
+    gm_batching: str = "random"
+    gm_classes_per_iter: int = 5
+    gm_real_per_class: int = 60
+    gm_fake_per_class: int = 120
     probe_lr: float = 1e-2
     probe_momentum: float = 0.9
     probe_reinit_every: int = 100
@@ -135,6 +186,20 @@ class GMN(GenerativeMethod):
             raise ConfigError(f"gmn: conditioning must be latent or concat, got {c.conditioning!r}")
         if c.probe_reinit_every < 1 or c.critic_steps < 1 or c.noise_dim < 1:
             raise ConfigError("gmn: probe_reinit_every, critic_steps and noise_dim must be >= 1")
+        if c.gm_batching not in GM_BATCHINGS:
+            raise ConfigError(
+                f"gmn: gm_batching must be one of {GM_BATCHINGS}, got {c.gm_batching!r}"
+            )
+        if min(c.gm_classes_per_iter, c.gm_real_per_class, c.gm_fake_per_class) < 1:
+            raise ConfigError(
+                "gmn: gm_classes_per_iter, gm_real_per_class and gm_fake_per_class must be "
+                f">= 1, got {c.gm_classes_per_iter}, {c.gm_real_per_class}, "
+                f"{c.gm_fake_per_class}"
+            )
+        if c.init not in INITS:
+            raise ConfigError(f"gmn: init must be one of {INITS}, got {c.init!r}")
+        if not 0.0 <= c.beta1 < 1.0:
+            raise ConfigError(f"gmn: beta1 must lie in [0, 1), got {c.beta1}")
 
     def _build(self, dims: dict[str, int]) -> None:
         self._check_config()
@@ -161,13 +226,14 @@ class GMN(GenerativeMethod):
         elif c.aux == "cls":
             nets["seen_classifier"] = BilinearProbe(d, da)
         self.nets_ = nn.ModuleDict(nets)
-        init_normal(self.nets_["generator"])
+        init = init_official if c.init == "official" else init_normal
+        init(self.nets_["generator"])
         betas = (c.beta1, 0.999)
         self.optimizers_ = {
             "generator": torch.optim.Adam(self.nets_["generator"].parameters(), c.lr, betas=betas)
         }
         if "critic" in self.nets_:
-            init_normal(self.nets_["critic"])
+            init(self.nets_["critic"])
             self.optimizers_["critic"] = torch.optim.Adam(
                 self.nets_["critic"].parameters(), c.lr, betas=betas
             )
@@ -247,6 +313,7 @@ class GMN(GenerativeMethod):
         pool = None
         if c.critic == "seen+unlabeled":
             pool = torch.cat([data.features, data.unlabeled])
+        groups = _ClassGroups(target_all, len(data.seen_classes))
         steps = max(1, -(-n // B))
         sums: dict[str, float] = {}
 
@@ -254,6 +321,9 @@ class GMN(GenerativeMethod):
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v
 
+        # The per-class GM batch brings its own synthetic samples: without a critic, L_CLS
+        # or random GM batching, the generator's random batch would go unused.
+        need_fake = D is not None or c.aux == "cls" or c.gm_batching == "random"
         for step in range(steps):
             if D is not None:
                 D.requires_grad_(True)
@@ -265,8 +335,8 @@ class GMN(GenerativeMethod):
             idx = torch.randint(n, (B,), device=dev)
             x_real, y = data.features[idx], target_all[idx]
             a = data.semantics[data.labels[idx]]
-            fake = G(a, torch.randn(B, G.noise_dim, device=dev))
-            loss = fake.new_zeros(())
+            fake = G(a, torch.randn(B, G.noise_dim, device=dev)) if need_fake else None
+            loss = x_real.new_zeros(())
             logs: dict[str, float] = {}
             if D is not None:
                 if pool is None:
@@ -282,19 +352,10 @@ class GMN(GenerativeMethod):
                 if global_step % c.probe_reinit_every == 0:
                     probe.reset_parameters()
                     self.optimizers_["probe"].state.clear()
-                gm = gradient_matching_loss(
-                    x_real,
-                    y,
-                    fake,
-                    y,
-                    probe.weight.detach(),
-                    probe.bias.detach(),
-                    seen_sem,
-                    per_row=c.gm_per_row,
-                    lp_weight=c.gm_lp_weight,
-                )
+                gm, terms = self._gm_term(data, x_real, y, fake, groups)
                 loss = loss + c.gm_weight * gm
-                logs["gm"] = gm.item()
+                # per-class mean distance: comparable between the two batchings
+                logs["gm"] = terms.mean().item()
             elif c.aux == "cls":
                 self.nets_["seen_classifier"].requires_grad_(False)
                 cls = F.cross_entropy(self.nets_["seen_classifier"](fake, seen_sem), y)
@@ -315,12 +376,120 @@ class GMN(GenerativeMethod):
             add(logs)
         return {k: v / steps for k, v in sums.items()}
 
+    def _gm_term(
+        self,
+        data: SeenTrainData,
+        x_real: torch.Tensor,
+        y: torch.Tensor,
+        fake: torch.Tensor | None,
+        groups: _ClassGroups,
+        details: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """L_GM as the generator minimises it (before ``gm_weight``) at the probe's theta.
+
+        ``random`` batching: the mean over the classes present in the generator's random
+        batch ``(x_real, y)`` and its synthetic batch ``fake`` of the same labels.
+        ``per-class`` batching (the official code): ``gm_classes_per_iter`` seen classes
+        are drawn, each with its own real and synthetic batch, and the per-class distances
+        are SUMMED (the official code back-propagates ``Q * (1 - cos)`` once per class).
+
+        Args:
+            data: the training data; x_real, y: the generator's random real batch (``y``
+                as positions in ``data.seen_classes``); fake: its synthetic batch.
+            groups: the real samples grouped by class (for per-class batches).
+            details: if given, filled with the per-class batch (``classes``, ``real_index``,
+                ``x_real``, ``real_mask``, ``x_fake``), for tests.
+
+        Returns:
+            ``(loss, terms)``: the scalar term and the per-class distances it is made of.
+        """
+        c = self.config
+        probe = self.nets_["probe"]
+        w, b = probe.weight.detach(), probe.bias.detach()
+        seen_sem = data.semantics[data.seen_classes]
+        if c.gm_batching == "random":
+            loss, per_class = gradient_matching_loss(
+                x_real,
+                y,
+                fake,
+                y,
+                w,
+                b,
+                seen_sem,
+                per_row=c.gm_per_row,
+                lp_weight=c.gm_lp_weight,
+                return_per_class=True,
+            )
+            return loss, per_class[~torch.isnan(per_class)]
+        G = self.nets_["generator"]
+        classes, idx, mask = groups.draw(c.gm_classes_per_iter, c.gm_real_per_class)
+        k, s = len(classes), c.gm_fake_per_class
+        a = seen_sem[classes].repeat_interleave(s, dim=0)
+        x_fake = G(a, torch.randn(k * s, G.noise_dim, device=a.device)).view(k, s, -1)
+        x_r = data.features[idx]
+        terms = grouped_gradient_matching(
+            x_r,
+            x_fake,
+            classes,
+            w,
+            b,
+            seen_sem,
+            real_mask=mask,
+            per_row=c.gm_per_row,
+            lp_weight=c.gm_lp_weight,
+        )
+        if details is not None:
+            details.update(
+                classes=classes, real_index=idx, x_real=x_r, real_mask=mask, x_fake=x_fake
+            )
+        return terms.sum(), terms
+
     @torch.no_grad()
     def sample(self, class_semantics: torch.Tensor, n_per_class: int) -> torch.Tensor:
         self._check_fitted()
         G = self.nets_["generator"]
         a = class_semantics.to(self.device).repeat_interleave(n_per_class, dim=0)
         return G(a, torch.randn(len(a), G.noise_dim, device=self.device))
+
+
+class _ClassGroups:
+    """Sample indices grouped by class, to draw per-class batches without a Python loop.
+
+    Args:
+        target: ``(N,)`` class positions 0..K-1 of the samples.
+        n_classes: K.
+    """
+
+    def __init__(self, target: torch.Tensor, n_classes: int) -> None:
+        self.order = torch.argsort(target, stable=True)  # samples of class 0, then 1, ...
+        self.counts = torch.bincount(target, minlength=n_classes)
+        self.offsets = self.counts.cumsum(0) - self.counts
+        self.available = torch.nonzero(self.counts > 0).flatten()
+
+    def draw(self, n_classes: int, n_per_class: int) -> tuple[torch.Tensor, ...]:
+        """``n_classes`` distinct classes, each with up to ``n_per_class`` of its samples.
+
+        Samples are drawn without replacement; a class with fewer than ``n_per_class``
+        samples gives all of them (its remaining rows are padding, ``False`` in the mask).
+
+        Returns:
+            ``(classes (C,), indices (C, R), mask (C, R))`` with R = min(n_per_class,
+            largest count among the drawn classes).
+        """
+        dev = self.order.device
+        pick = torch.randperm(len(self.available), device=dev)[:n_classes]
+        classes = self.available[pick]
+        counts = self.counts[classes]
+        width = int(counts.max())
+        cols = torch.arange(width, device=dev)
+        # random keys, padding last: the first R columns of the argsort are a uniform draw
+        # without replacement from each class's own samples
+        keys = torch.rand(len(classes), width, device=dev).masked_fill(cols >= counts[:, None], 2.0)
+        r = min(n_per_class, width)
+        pos = keys.argsort(1)[:, :r]
+        mask = cols[:r] < counts[:, None]
+        pos = torch.minimum(pos, counts[:, None] - 1)  # padding rows point at a real sample
+        return classes, self.order[self.offsets[classes][:, None] + pos], mask
 
 
 def _seen_positions(data: SeenTrainData) -> torch.Tensor:

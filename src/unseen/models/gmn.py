@@ -7,6 +7,7 @@ Reference:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -14,7 +15,26 @@ from torch import nn
 
 from unseen.models.mlp import MLP
 
-__all__ = ["BilinearProbe", "GMNGenerator", "UnconditionalCritic"]
+__all__ = ["BilinearProbe", "GMNGenerator", "UnconditionalCritic", "init_official"]
+
+
+def init_official(module: nn.Module, gain: float = math.sqrt(2.0)) -> None:
+    """Xavier-normal weights (gain sqrt(2)) and zero biases for every ``nn.Linear``.
+
+    The official GMN code's initialisation: it applies this to every Linear layer of its
+    generator (the mu and log-variance heads, the hidden and the output layers) and of its
+    conditional critic. The paper does not state an initialisation; the library's default
+    (``init: default``) is f-CLSWGAN's N(0, 0.02^2) (:func:`unseen.models.mlp.init_normal`).
+
+    Args:
+        module: the network; every ``nn.Linear`` inside it is re-initialised in place.
+        gain: Xavier gain; the weights get std ``gain * sqrt(2 / (fan_in + fan_out))``.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_normal_(m.weight, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 class GMNGenerator(nn.Module):
