@@ -64,7 +64,8 @@ from unseen.data.preprocess import (
 )
 from unseen.data.task import SeenTrainData, ZSLTask
 from unseen.errors import ConfigError, DataError, OutputExistsError
-from unseen.methods.base import GenerativeMethod, atomic_save, config_from_dict, get_method
+from unseen.files import atomic_save, load_torch_file
+from unseen.methods.base import GenerativeMethod, config_from_dict, get_method
 
 __all__ = [
     "FORMAT",
@@ -284,12 +285,7 @@ class Artifact:
 def load_artifact(path: str | Path, device: str = "cpu") -> Artifact:
     """Read an artefact written by :meth:`Artifact.save` (``weights_only=True``: no pickle)."""
     path = Path(path)
-    try:
-        st = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DataError(f"model artefact {path} does not exist") from None
-    except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        raise DataError(f"{path} is not a readable unseen artefact: {exc}") from None
+    st = load_torch_file(path, "model artefact")
     if not isinstance(st, dict) or st.get("format") != FORMAT:
         got = st.get("format") if isinstance(st, dict) else type(st).__name__
         hint = ""

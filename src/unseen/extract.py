@@ -25,8 +25,6 @@ complete dataset for ``unseen run --dataset FILE.npz``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from unseen.errors import ConfigError, DataError, OutputExistsError
+from unseen.files import atomic_write, load_torch_file
 
 __all__ = ["BACKBONES", "IMAGE_EXTENSIONS", "build_backbone", "extract", "list_images"]
 
@@ -67,12 +66,10 @@ class _Pooled(nn.Module):
 
 
 def _load_state(path: str | Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DataError(f"weights file {path} not found") from None
-    except Exception as exc:
-        raise DataError(f"weights file {path} is not a readable state_dict: {exc}") from None
+    state = load_torch_file(path, "weights file")
+    if not isinstance(state, dict):
+        raise DataError(f"weights file {path} holds a {type(state).__name__}, not a state_dict")
+    return state
 
 
 def _resnet101(weights: str | None) -> Backbone:
@@ -340,15 +337,7 @@ def extract(
             ),
         }
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(out, lambda f: np.savez(f, **arrays))
     return {
         "images": len(paths),
         "classes": len(class_names),

@@ -26,9 +26,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ from unseen.data.dataset import ZSLDataset
 from unseen.data.task import ZSLTask
 from unseen.errors import ConfigError, OutputExistsError
 from unseen.eval.results import EvalResult, format_summary, mean_std, summarize
+from unseen.files import atomic_write_json, atomic_write_text
 from unseen.methods.base import GenerativeMethod, config_from_dict, get_method
 
 __all__ = ["build_classifier", "load_dataset", "run", "train_and_evaluate"]
@@ -228,11 +227,7 @@ class _TransformedScorer:
 
 # ---------------------------------------------------------------------- files
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
+    atomic_write_json(path, obj)
 
 
 def _prepare_out(out: Path, cfg: RunConfig, force: bool) -> None:
@@ -265,7 +260,7 @@ def _prepare_out(out: Path, cfg: RunConfig, force: bool) -> None:
                     "(run.yaml differs); pass --force to start over or choose another --out"
                 )
     out.mkdir(parents=True, exist_ok=True)
-    (out / "run.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    atomic_write_text(out / "run.yaml", yaml.safe_dump(resolved, sort_keys=False))
 
 
 def _with_new_defaults(previous: dict[str, Any]) -> dict[str, Any]:

@@ -26,10 +26,8 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import os
 import re
 import shutil
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -41,6 +39,7 @@ from tqdm.auto import tqdm
 
 from unseen import __version__
 from unseen.errors import ConfigError, DataError
+from unseen.files import atomic_write
 
 __all__ = [
     "ARCHIVES",
@@ -307,15 +306,8 @@ def unpack(
                 if not force:
                     report["kept"].append(str(dest))
                     continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as out, zf.open(info) as src:
-                    shutil.copyfileobj(src, out, _CHUNK)
-                os.replace(tmp, dest)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            with zf.open(info) as src:
+                atomic_write(dest, lambda out, src=src: shutil.copyfileobj(src, out, _CHUNK))
             report["written"].append(str(dest))
     missing = [d for d in datasets if d not in found]
     if missing:

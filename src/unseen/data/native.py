@@ -39,8 +39,6 @@ then ``load_native("mydata.npz")`` checks it and returns a :class:`ZSLDataset`.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,6 +47,7 @@ import numpy as np
 
 from unseen.data.dataset import ZSLDataset
 from unseen.errors import DataError, OutputExistsError
+from unseen.files import atomic_write
 
 __all__ = ["FORMAT_VERSION", "convert_xlsa17", "load_native", "save_native"]
 
@@ -93,16 +92,8 @@ def save_native(ds: ZSLDataset, path: str | Path, *, overwrite: bool = False) ->
     }
     if ds.val_classes is not None:
         arrays["val_classes"] = np.asarray(ds.val_classes, dtype=np.int64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A temp file in the same folder makes os.replace atomic: readers never see half a file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # A temp file in the same folder, renamed: readers never see half a file.
+    atomic_write(path, lambda f: np.savez(f, **arrays))
     return path
 
 

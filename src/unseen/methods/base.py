@@ -17,8 +17,6 @@ an uninterrupted one on the same machine) and per-epoch callbacks for validation
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +28,7 @@ from tqdm.auto import tqdm
 
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError, DataError
+from unseen.files import atomic_save, load_torch_file
 
 __all__ = [
     "GenerativeMethod",
@@ -139,23 +138,6 @@ def minibatch_epoch(
         for k, val in parts.items():
             sums[k] = sums.get(k, 0.0) + float(val.detach())
     return {k: v / max(steps, 1) for k, v in sums.items()}
-
-
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
-
-    A kill during the write leaves the previous file intact.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 EpochCallback = Callable[[int, "GenerativeMethod"], None]
@@ -422,14 +404,13 @@ class GenerativeMethod(ABC):
 
 
 def _read_state(path: str | Path, expected: str | None) -> dict[str, Any]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DataError(f"model file {path} does not exist") from None
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise DataError(f"model file {path} is not a readable unseen model: {exc}") from None
+    state = load_torch_file(path, "model file")
     if not isinstance(state, dict) or state.get("format") != "unseen-method-v1":
-        raise DataError(f"model file {path} is not an unseen model (no format tag)")
+        got = state.get("format") if isinstance(state, dict) else type(state).__name__
+        hint = ""
+        if got == "unseen-artifact-v1":
+            hint = " (it is an artefact of `unseen export`: read it with `unseen predict`)"
+        raise DataError(f"model file {path} is not an unseen model (format {got!r}){hint}")
     if expected is not None and state["method"] != expected:
         raise DataError(f"model file {path} holds a '{state['method']}' model, not '{expected}'")
     return state
