@@ -13,6 +13,7 @@ A YAML file holds only the values that differ, grouped by section::
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "load_yaml",
     "parse_set",
     "resolve_run_config",
+    "validate_run_config",
 ]
 
 
@@ -250,26 +252,114 @@ def resolve_run_config(
     defaults = dataclasses.asdict(method_cls.config_class())
     _build(method_cls.config_class, {**defaults, **params}, "method")
     cfg.method_params = dict(params)
-    if cfg.selection.criterion not in ("h", "h_cal"):
+    validate_run_config(cfg)
+    return cfg
+
+
+_FEATURE_TRANSFORMS = ("minmax", "l2", "none")
+_SEMANTIC_TRANSFORMS = ("none", "l2")
+_CLASSIFIER_KINDS = ("softmax", "bilinear", "prototype", "method")
+#: seeds feed numpy's and torch's generators: non-negative and below 2**32
+MAX_SEED = 2**32 - 1
+
+
+def _number(
+    where: str,
+    value: Any,
+    *,
+    lo: float | None = None,
+    lo_open: bool = False,
+    hi: float | None = None,
+    hi_open: bool = False,
+    integer: bool = False,
+) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is a finite number in the given range."""
+    kind = "an integer" if integer else "a number"
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok and integer and not isinstance(value, int):
+        ok = False
+    if ok and not math.isfinite(value):
+        ok = False
+    if ok and lo is not None and (value <= lo if lo_open else value < lo):
+        ok = False
+    if ok and hi is not None and (value >= hi if hi_open else value > hi):
+        ok = False
+    if not ok:
+        fmt = "d" if integer else "g"
+        lo_s = "" if lo is None else f"{'>' if lo_open else '>='} {lo:{fmt}}"
+        hi_s = "" if hi is None else f"{'<' if hi_open else '<='} {hi:{fmt}}"
+        want = " and ".join(x for x in (lo_s, hi_s) if x)
+        raise ConfigError(f"{where} must be {kind}{' ' + want if want else ''}, got {value!r}")
+
+
+def _counts(where: str, values: Any) -> list[int]:
+    if not isinstance(values, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in values
+    ):
         raise ConfigError(
-            f"selection.criterion must be 'h' or 'h_cal', got {cfg.selection.criterion!r}"
+            f"{where} must be a list of whole numbers, e.g. [300, 1200], got {values!r}"
         )
-    if not cfg.selection.n_synthetic or any(n <= 0 for n in cfg.selection.n_synthetic):
+    return values
+
+
+def validate_run_config(cfg: RunConfig) -> None:
+    """Check every value of a resolved config (types, ranges, finiteness, known names).
+
+    Called by :func:`resolve_run_config` and by :func:`unseen.runner.run` before anything is
+    written, so a bad value ends the command with one sentence naming the key and value
+    instead of a crash in the middle of training.
+
+    Raises:
+        ConfigError: naming the ``section.key`` at fault, its value and what is accepted.
+    """
+    from unseen.methods.base import check_method_values, config_from_dict, get_method
+
+    d, c, s = cfg.data, cfg.classifier, cfg.selection
+    for key in ("dataset", "features"):
+        if not isinstance(getattr(d, key), str) or not getattr(d, key):
+            raise ConfigError(f"data.{key} must be a non-empty name, got {getattr(d, key)!r}")
+    if d.feature_transform not in _FEATURE_TRANSFORMS:
         raise ConfigError(
-            f"selection.n_synthetic must be positive counts, got {cfg.selection.n_synthetic}"
+            f"data.feature_transform must be one of {', '.join(_FEATURE_TRANSFORMS)}, "
+            f"got {d.feature_transform!r}"
         )
-    if any(e > cfg.classifier.epochs or e <= 0 for e in cfg.selection.classifier_epochs):
+    if d.semantic_transform not in _SEMANTIC_TRANSFORMS:
         raise ConfigError(
-            f"selection.classifier_epochs {cfg.selection.classifier_epochs} must lie in "
-            f"[1, classifier.epochs={cfg.classifier.epochs}]"
+            f"data.semantic_transform must be one of {', '.join(_SEMANTIC_TRANSFORMS)}, "
+            f"got {d.semantic_transform!r}"
         )
-    if cfg.classifier.zsl_train not in ("synthetic", "all"):
+    if c.kind not in _CLASSIFIER_KINDS:
+        raise ConfigError(f"unknown classifier.kind {c.kind!r}; valid: {_CLASSIFIER_KINDS}")
+    if c.zsl_train not in ("synthetic", "all"):
+        raise ConfigError(f"classifier.zsl_train must be 'synthetic' or 'all', got {c.zsl_train!r}")
+    _number("classifier.lr", c.lr, lo=0, lo_open=True)
+    _number("classifier.epochs", c.epochs, lo=1, integer=True)
+    _number("classifier.batch_size", c.batch_size, lo=1, integer=True)
+    _number("classifier.beta1", c.beta1, lo=0, hi=1, hi_open=True)
+    _number("classifier.momentum", c.momentum, lo=0, hi=1, hi_open=True)
+    _number("classifier.weight_decay", c.weight_decay, lo=0)
+    _number("classifier.lr_decay", c.lr_decay, lo=0, lo_open=True, hi=1)
+    _number("selection.holdout", s.holdout, lo=0, lo_open=True, hi=1, hi_open=True)
+    _number("selection.eval_every", s.eval_every, lo=1, integer=True)
+    if s.criterion not in ("h", "h_cal"):
+        raise ConfigError(f"selection.criterion must be 'h' or 'h_cal', got {s.criterion!r}")
+    n_syn = _counts("selection.n_synthetic", s.n_synthetic)
+    if not n_syn or any(n <= 0 for n in n_syn):
+        raise ConfigError(f"selection.n_synthetic must be positive counts, got {n_syn}")
+    ce = _counts("selection.classifier_epochs", s.classifier_epochs)
+    if any(e > c.epochs or e <= 0 for e in ce):
         raise ConfigError(
-            f"classifier.zsl_train must be 'synthetic' or 'all', got {cfg.classifier.zsl_train!r}"
+            f"selection.classifier_epochs {ce} must lie in [1, classifier.epochs={c.epochs}]"
         )
-    kinds = ("softmax", "bilinear", "prototype", "method")
-    if cfg.classifier.kind not in kinds:
-        raise ConfigError(f"unknown classifier.kind {cfg.classifier.kind!r}; valid: {kinds}")
     if not cfg.seeds:
         raise ConfigError("at least one seed is needed")
-    return cfg
+    for seed in cfg.seeds:
+        _number("a seed (--seeds)", seed, lo=0, hi=MAX_SEED, integer=True)
+    if len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ConfigError(f"--seeds lists a seed twice: {cfg.seeds}")
+    if not isinstance(cfg.device, str) or not cfg.device:
+        raise ConfigError(f"device must be a name such as cpu or cuda, got {cfg.device!r}")
+    method_cls = get_method(cfg.method)
+    defaults = dataclasses.asdict(method_cls.config_class())
+    mcfg = config_from_dict(method_cls.config_class, {**defaults, **cfg.method_params}, "method")
+    check_method_values(mcfg)

@@ -36,7 +36,13 @@ import yaml
 
 from unseen import __version__
 from unseen.classifiers import make_classifier
-from unseen.config import ClassifierConfig, DataConfig, RunConfig, SelectionConfig
+from unseen.config import (
+    ClassifierConfig,
+    DataConfig,
+    RunConfig,
+    SelectionConfig,
+    validate_run_config,
+)
 from unseen.data.dataset import ZSLDataset
 from unseen.data.task import ZSLTask
 from unseen.errors import ConfigError, OutputExistsError
@@ -449,6 +455,8 @@ def run(
     validation records and choice are written to ``OUT/validation/selection.json``.
     """
     out = Path(out)
+    # Everything that can be refused is checked before the first file is written.
+    validate_run_config(cfg)
     ds = dataset if dataset is not None else load_dataset(cfg.data)
     task = ZSLTask(
         ds,
@@ -456,6 +464,15 @@ def run(
         semantic_transform=cfg.data.semantic_transform,
         transductive=cfg.data.transductive,
     )
+    method_cls = get_method(cfg.method)
+    probe = method_cls(
+        config_from_dict(
+            method_cls.config_class,
+            {**method_cls.config_class().__dict__, **cfg.method_params},
+            "method",
+        )
+    )
+    probe.check_config(probe.dims_from(task.train))
     _prepare_out(out, cfg, force)
     if ds.synthetic:
         _log(out, f"NOTE: {ds.name} has SYNTHETIC features; these are not benchmark results.", echo)

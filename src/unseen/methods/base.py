@@ -35,6 +35,7 @@ __all__ = [
     "MethodConfig",
     "atomic_save",
     "available_methods",
+    "check_method_values",
     "get_method",
     "minibatch_epoch",
     "register",
@@ -71,6 +72,16 @@ class MethodConfig:
     batch_size: int = 64
 
 
+_KIND_WORDS = {
+    bool: "true or false",
+    int: "a whole number",
+    float: "a number",
+    str: "a name",
+    list: "a list",
+    tuple: "a list",
+}
+
+
 def config_from_dict(cls: type, values: dict[str, Any], where: str = "method") -> Any:
     """Build a config dataclass, rejecting unknown keys and converting simple types."""
     names = {f.name: f for f in dataclasses.fields(cls)}
@@ -88,10 +99,12 @@ def config_from_dict(cls: type, values: dict[str, Any], where: str = "method") -
                 if not isinstance(value, bool):
                     raise TypeError
             elif isinstance(default, int) and not isinstance(default, bool):
-                if isinstance(value, float) and not value.is_integer():
+                if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                     raise TypeError
                 value = int(value)
             elif isinstance(default, float):
+                if isinstance(value, bool):
+                    raise TypeError
                 value = float(value)
             elif isinstance(default, tuple):
                 value = tuple(value)
@@ -99,10 +112,65 @@ def config_from_dict(cls: type, values: dict[str, Any], where: str = "method") -
                 value = list(value) if isinstance(value, list | tuple) else [value]
         except (TypeError, ValueError):
             raise ConfigError(
-                f"{where} config key '{key}' expects a {type(default).__name__}, got {value!r}"
+                f"{where} config key '{key}' expects {_KIND_WORDS.get(type(default), 'a value')}"
+                f", got {value!r}"
             ) from None
         setattr(out, key, value)
     return out
+
+
+def _at_least_one(name: str, default: Any) -> bool:
+    """Integer fields that count something that must exist: epochs, batch sizes, steps per
+    iteration, blocks, widths (a width whose default is 0 means "automatic" and may stay 0)."""
+    return (
+        name in ("epochs", "batch_size", "n_blocks", "critic_steps")
+        or "batch" in name
+        or name.endswith(("_per_class", "_per_iter", "_every"))
+        or (name.startswith("hidden") and default != 0)
+    )
+
+
+def check_method_values(config: Any, where: str = "method") -> None:
+    """Range checks every method config gets, before anything is trained or written.
+
+    Numbers must be finite; learning rates (``lr``, ``*_lr``) positive; integers >= 0, and
+    >= 1 for counts that must exist (:func:`_at_least_one`); ``beta1``/``momentum`` in
+    [0, 1); ``weight_decay`` >= 0. Options specific to one method (kernels, variants) are
+    checked by that method's ``_build`` (see :meth:`GenerativeMethod.check_config`).
+
+    Raises:
+        ConfigError: naming the key, the value and the accepted range.
+    """
+    import math
+
+    defaults = type(config)()
+    for f in dataclasses.fields(config):
+        name, value = f.name, getattr(config, f.name)
+        default = getattr(defaults, name)
+
+        def bad(want: str, name: str = name, value: Any = value) -> ConfigError:
+            return ConfigError(f"{where}.{name} must be {want}, got {value!r}")
+
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, tuple | list) and value and all(isinstance(v, int) for v in value):
+            if name.startswith("hidden") and any(v < 1 for v in value):
+                raise bad("a list of layer widths >= 1")
+            continue
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise bad("a finite number")
+            if (name == "lr" or name.endswith("_lr")) and value <= 0:
+                raise bad("a positive learning rate")
+            if name in ("beta1", "momentum") and not 0.0 <= value < 1.0:
+                raise bad("in [0, 1)")
+            if name == "weight_decay" and value < 0:
+                raise bad(">= 0")
+        elif isinstance(value, int):
+            if _at_least_one(name, default) and value < 1:
+                raise bad("an integer >= 1")
+            if value < 0:
+                raise bad("an integer >= 0")
 
 
 def minibatch_epoch(
@@ -238,6 +306,26 @@ class GenerativeMethod(ABC):
             f"{self.name} has no classifier of its own; use classifier.kind softmax, "
             "bilinear or prototype"
         )
+
+    def check_config(self, dims: dict[str, int] | None = None) -> None:
+        """Raise :class:`ConfigError` for a bad config value before any training.
+
+        Runs :func:`check_method_values`, then, with the data's ``dims``, the method's own
+        ``_build`` on PyTorch's ``meta`` device (no memory, no numbers): the options a method
+        checks there (kernels, variants, ...) fail now, not after files were written. Any
+        other error of that dry build is left to the real one.
+        """
+        check_method_values(self.config)
+        if dims is None:
+            return
+        probe = type(self)(self.config, device="meta", seed=self.seed)
+        try:
+            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                probe._build(dims)
+        except ConfigError:
+            raise
+        except Exception:  # a build that needs real tensors is checked by the real one
+            pass
 
     # ------------------------------------------------------------------ provided
     def dims_from(self, data: SeenTrainData) -> dict[str, int]:
