@@ -102,3 +102,69 @@ def _run_case(capsys, tmp_path: Path, argv: list[str], needle: str, **paths: Pat
 )
 def test_bad_config_values(capsys, tmp_path, argv, needle):
     _run_case(capsys, tmp_path, argv, needle)
+
+
+# ---------------------------------------------------------------------- paths
+PATH_CASES = [
+    ("config is a folder", [*DEMO, "--config", "{tmp}/user"], "is a folder"),
+    ("config is binary", [*DEMO, "--config", "{tmp}/user/blob.yaml"], "not a text"),
+    ("config missing", [*DEMO, "--config", "{tmp}/nope.yaml"], "does not exist"),
+    ("config is a list", [*DEMO, "--config", "{tmp}/user/list.yaml"], "mapping"),
+    ("out under a file", [*DEMO[:-1], "{tmp}/user/notes.txt/o"], "notes.txt"),
+    ("out is a file", [*DEMO[:-1], "{tmp}/user/notes.txt"], "not a folder"),
+    ("grid is a folder", ["bench", "{tmp}/user", "--list"], "is a folder"),
+    ("grid missing", ["bench", "{tmp}/nope.yaml", "--list"], "does not exist"),
+    ("sweep is a folder", ["sweep", "{tmp}/user"], "is a folder"),
+    ("sweep is binary", ["sweep", "{tmp}/user/blob.yaml"], "not a text"),
+]
+
+
+@pytest.fixture
+def user_files(tmp_path: Path) -> Path:
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "blob.yaml").write_bytes(bytes(range(256)))
+    (user / "list.yaml").write_text("- 1\n- 2\n")
+    return user
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"), [c[1:] for c in PATH_CASES], ids=[c[0] for c in PATH_CASES]
+)
+def test_bad_paths(capsys, tmp_path, user_files, argv, needle):
+    _run_case(capsys, tmp_path, argv, needle)
+
+
+def test_read_only_output_folder(capsys, tmp_path, monkeypatch):
+    """``--out`` inside a folder the user cannot write to (simulated: tests may run as root)."""
+    import errno
+    import os
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_mkdir = os.mkdir
+
+    def mkdir(path, *a, **kw):
+        if str(path).startswith(str(ro)):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_mkdir(path, *a, **kw)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    err = _run_case(capsys, tmp_path, [*DEMO[:-1], "{tmp}/ro/o"], "permission denied")
+    assert str(ro / "o") in err
+
+
+def test_unexpected_errors_are_one_paragraph_and_debug_shows_them(capsys, monkeypatch):
+    import unseen.cli as cli
+
+    def boom(args):
+        raise ValueError("line one\n\nline two")
+
+    monkeypatch.setitem(cli.COMMANDS, "methods", boom)
+    assert main(["methods"]) == 2
+    err = capsys.readouterr().err
+    assert "internal error (ValueError: line one line two)" in err and "UNSEEN_DEBUG" in err
+    assert err.strip().count("\n") == 0
+    monkeypatch.setenv("UNSEEN_DEBUG", "1")
+    with pytest.raises(ValueError):
+        main(["methods"])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -292,17 +294,75 @@ COMMANDS = {
 }
 
 
+def _one_paragraph(text: str) -> str:
+    """Messages end up in logs and terminals alike: one paragraph, no blank lines."""
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def _os_error_message(exc: OSError) -> str:
+    """``[Errno 13] Permission denied: 'x'`` -> a sentence naming the path and the fix."""
+    what = (exc.strerror or type(exc).__name__).lower()
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p)
+    hints = {
+        errno.EACCES: "check the permissions of the path and of its folder",
+        errno.EPERM: "check the permissions of the path and of its folder",
+        errno.EROFS: "the file system is read-only; choose a folder you can write to",
+        errno.ENOSPC: "free some disk space or choose another folder",
+        errno.EDQUOT: "free some disk space or choose another folder",
+        errno.ENOENT: "check the path",
+        errno.ENOTDIR: "a part of the path is a file, not a folder",
+        errno.EISDIR: "give a file, not a folder",
+    }
+    hint = hints.get(exc.errno or -1, "check the path")
+    return f"{what}: {paths or '(no path given)'}; {hint}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 success, 2 error, 130 interrupted).
+
+    Every failure is one paragraph on stderr and exit code 2: errors of the user's input
+    (:class:`UnseenError`), of the paths the user gave (``OSError``), out-of-memory, and,
+    worded as such, unexpected errors inside unseen. ``UNSEEN_DEBUG=1`` shows tracebacks.
+    """
     args = _parser().parse_args(argv)
+    debug = os.environ.get("UNSEEN_DEBUG", "") not in ("", "0")
+
+    def fail(msg: str) -> int:
+        print(f"unseen {args.command}: error: {_one_paragraph(msg)}", file=sys.stderr)
+        return 2
+
     try:
         handler = COMMANDS.get(args.command) or args.func
         return handler(args)
     except UnseenError as exc:
-        print(f"unseen {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if debug:
+            raise
+        return fail(_os_error_message(exc))
+    except MemoryError:
+        if debug:
+            raise
+        return fail(
+            "out of memory; use smaller networks or batches (--set method.batch_size=..., "
+            "--set selection.n_synthetic=[...]) or a machine with more memory"
+        )
+    except Exception as exc:
+        if debug:
+            raise
+        if "out of memory" in str(exc).lower():  # torch.OutOfMemoryError and CUDA kin
+            return fail(
+                f"out of memory on the device ({_one_paragraph(exc)[:200]}); use "
+                "smaller batches or networks, or --device cpu"
+            )
+        return fail(
+            f"internal error ({type(exc).__name__}: {_one_paragraph(exc)[:300]}). This is a "
+            "bug in unseen, not a problem with your input: please report it with the "
+            "command; UNSEEN_DEBUG=1 shows the traceback"
+        )
 
 
 if __name__ == "__main__":

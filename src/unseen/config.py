@@ -157,10 +157,7 @@ def config_search_dirs() -> list[Path]:
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+    text = read_text_file(path, "config file")
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -176,6 +173,22 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise ConfigError(f"config file {path}: section '{key}' must be a mapping")
     return data
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """The text of a file the user named, or a :class:`ConfigError` saying why not."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a folder; give a YAML file") from None
+    except PermissionError:
+        raise ConfigError(f"{what} {path} cannot be read: permission denied") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not a text (UTF-8 YAML) file") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

@@ -174,22 +174,23 @@ def load_grid(
     """Read and expand a grid file. Relative paths in it are taken from ``base`` (the
     current folder by default, as for ``unseen run --config``)."""
     path = Path(path)
-    try:
-        raw = load_yaml_any(path)
-    except (FileNotFoundError, IsADirectoryError):
-        raise ConfigError(f"grid file {path} does not exist") from None
+    raw = load_yaml_any(path, "grid file")
     return expand(raw, path=path, base=base, device=device, seeds=seeds)
 
 
-def load_yaml_any(path: Path) -> dict[str, Any]:
+def load_yaml_any(path: Path, what: str = "grid file") -> dict[str, Any]:
+    """A YAML file holding a mapping (grid or sweep file), or a :class:`ConfigError`."""
     import yaml
 
+    from unseen.config import read_text_file
+
+    text = read_text_file(path, what)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"grid file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"grid file {path} must hold a mapping")
+        raise ConfigError(f"{what} {path} must hold a mapping of keys, not {type(data).__name__}")
     return data
 
 

@@ -106,9 +106,7 @@ class Sweep:
 
 def load_sweep(path: str | Path, base: Path | None = None) -> Sweep:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep file {path} does not exist")
-    raw = load_yaml_any(path)
+    raw = load_yaml_any(path, "sweep file")
     return parse_sweep(raw, str(path), base or Path.cwd())
 
 
