@@ -197,6 +197,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     out = args.out or f"runs/{args.method}-{Path(args.dataset).stem}"
     print(f"unseen {__version__}: {args.method} on {args.dataset} -> {out}", flush=True)
+    print(f"config: {' + '.join(cfg.sources)}", flush=True)
     run(
         cfg,
         out,

@@ -1,19 +1,28 @@
 """Run configuration: typed dataclasses, YAML files and ``--set key=value`` overrides.
 
-Resolution order (later wins): the method's defaults, ``configs/<method>/<DATASET>.yaml``
-shipped with unseen (when it exists), the user's ``--config FILE``, then ``--set`` values.
-A YAML file holds only the values that differ, grouped by section::
+Resolution order (later wins): the method's defaults, the per-dataset file
+``<method>/<DATASET>.yaml`` (when one exists), the user's ``--config FILE``, then ``--set``
+values. A YAML file holds only the values that differ, grouped by section::
 
     method:      {cls_weight: 0.1}        # the method's config dataclass
     data:        {features: effnet_lite0.mat}
     classifier:  {lr: 0.001, epochs: 25}
     selection:   {eval_every: 5, n_synthetic: [300, 1200]}
+
+Where ``<method>/<DATASET>.yaml`` is found (:func:`config_search_dirs`, first match wins):
+the folders of the environment variable ``UNSEEN_CONFIG_PATH`` (``os.pathsep``-separated, a
+user's own per-dataset files), then the configs shipped with unseen: the ``unseen.configs``
+package data of an installed wheel (the repository's top-level ``configs/`` folder, packaged
+by setup.py), or that folder itself when unseen runs from a source checkout. A relative path
+``configs/...`` given as ``--config`` (or as a grid / sweep file) that does not exist in the
+current folder is looked up in the same folders, so the README's commands work from anywhere.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +37,12 @@ __all__ = [
     "RunConfig",
     "SelectionConfig",
     "config_search_dirs",
+    "find_config_file",
     "load_yaml",
     "parse_set",
+    "per_dataset_config",
     "resolve_run_config",
+    "shipped_config_dir",
     "validate_run_config",
 ]
 
@@ -133,6 +145,9 @@ class RunConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     device: str = "cpu"
+    #: where the values came from (defaults, per-dataset file, --config, --set), for logs;
+    #: not part of the config itself (run.yaml, config keys)
+    sources: list[str] = field(default_factory=list, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -149,10 +164,64 @@ class RunConfig:
 SECTIONS = ("method", "data", "classifier", "selection", "run")
 
 
-def config_search_dirs() -> list[Path]:
-    """Folders searched for shipped ``<method>/<DATASET>.yaml`` files."""
+CONFIG_PATH_ENV = "UNSEEN_CONFIG_PATH"
+
+
+def shipped_config_dir() -> Path | None:
+    """The configs shipped with unseen: package data of an installed wheel, or the
+    checkout's top-level ``configs/`` folder when unseen runs from its source tree."""
+    import importlib.resources
+
+    try:
+        shipped = Path(str(importlib.resources.files("unseen.configs")))
+    except (ModuleNotFoundError, TypeError):
+        shipped = None
+    if shipped is not None and shipped.is_dir():
+        return shipped
     here = Path(__file__).resolve()
-    return [p for p in (here.parents[2] / "configs", here.parent / "configs") if p.is_dir()]
+    checkout = here.parents[2]  # <checkout>/src/unseen/config.py
+    if here.parents[1].name == "src" and (checkout / "pyproject.toml").is_file():
+        if (checkout / "configs").is_dir():
+            return checkout / "configs"
+    return None
+
+
+def config_search_dirs() -> list[Path]:
+    """Folders searched for ``<method>/<DATASET>.yaml``, first match wins: the user's
+    ``UNSEEN_CONFIG_PATH`` folders, then :func:`shipped_config_dir`."""
+    user = [Path(p).expanduser() for p in os.environ.get(CONFIG_PATH_ENV, "").split(os.pathsep)]
+    dirs = [p for p in user if str(p) not in ("", ".") and p.is_dir()]
+    shipped = shipped_config_dir()
+    return dirs + ([shipped] if shipped is not None else [])
+
+
+def per_dataset_config(method: str, dataset: str) -> Path | None:
+    """The ``<method>/<DATASET>.yaml`` that applies, or ``None`` (method defaults only)."""
+    for d in config_search_dirs():
+        path = d / method / f"{dataset}.yaml"
+        if path.is_file():
+            return path
+    return None
+
+
+def find_config_file(path: str | Path, what: str = "config file") -> Path:
+    """``path`` if it exists; else, for a relative ``configs/...`` path, the same file in
+    :func:`config_search_dirs` (a shipped grid or config named as in the README).
+
+    Raises:
+        ConfigError: when neither exists, naming every place looked at.
+    """
+    path = Path(path).expanduser()
+    if path.exists() or path.is_absolute() or not path.parts or path.parts[0] != "configs":
+        return path
+    rest = Path(*path.parts[1:])
+    tried = [path.resolve()]
+    for d in config_search_dirs():
+        candidate = d / rest
+        if candidate.is_file():
+            return candidate
+        tried.append(candidate)
+    raise ConfigError(f"{what} {path} does not exist (looked at {', '.join(map(str, tried))})")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -238,12 +307,18 @@ def resolve_run_config(
 
     method_cls = get_method(method)
     merged: dict[str, dict[str, Any]] = {}
-    shipped = [d / method / f"{dataset}.yaml" for d in config_search_dirs()]
-    for path in shipped[:1] if shipped and shipped[0].exists() else []:
-        _merge(merged, load_yaml(path))
+    sources = [f"{method} defaults"]
+    per_dataset = per_dataset_config(method, dataset)
+    if per_dataset is not None:
+        _merge(merged, load_yaml(per_dataset))
+        sources.append(str(per_dataset))
     if config_file:
-        _merge(merged, load_yaml(config_file))
+        found = find_config_file(config_file)
+        _merge(merged, load_yaml(found))
+        sources.append(f"--config {found}")
     _merge(merged, overrides or {})
+    if overrides:
+        sources.append("--set " + " ".join(f"{s}.{k}" for s, v in overrides.items() for k in v))
     run = merged.get("run", {})
     unknown = sorted(set(run) - {"seeds", "device"})
     if unknown:
@@ -265,6 +340,7 @@ def resolve_run_config(
     defaults = dataclasses.asdict(method_cls.config_class())
     _build(method_cls.config_class, {**defaults, **params}, "method")
     cfg.method_params = dict(params)
+    cfg.sources = sources
     validate_run_config(cfg)
     return cfg
 

@@ -474,6 +474,8 @@ def run(
     )
     probe.check_config(probe.dims_from(task.train))
     _prepare_out(out, cfg, force)
+    if cfg.sources:
+        _log(out, f"config: {' + '.join(cfg.sources)}", False)
     if ds.synthetic:
         _log(out, f"NOTE: {ds.name} has SYNTHETIC features; these are not benchmark results.", echo)
     for q in ds.quirks:
@@ -556,6 +558,7 @@ def run(
         "synthetic_features": ds.synthetic,
         "task": task.describe(),
         "config": cfg.to_dict(),
+        "config_sources": list(cfg.sources),
         "validation": selection,
         "seeds": per_seed,
         "summary": summary,

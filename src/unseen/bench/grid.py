@@ -173,7 +173,9 @@ def load_grid(
 ) -> Grid:
     """Read and expand a grid file. Relative paths in it are taken from ``base`` (the
     current folder by default, as for ``unseen run --config``)."""
-    path = Path(path)
+    from unseen.config import find_config_file
+
+    path = find_config_file(path, "grid file")
     raw = load_yaml_any(path, "grid file")
     return expand(raw, path=path, base=base, device=device, seeds=seeds)
 

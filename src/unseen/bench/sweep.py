@@ -105,7 +105,9 @@ class Sweep:
 
 
 def load_sweep(path: str | Path, base: Path | None = None) -> Sweep:
-    path = Path(path)
+    from unseen.config import find_config_file
+
+    path = find_config_file(path, "sweep file")
     raw = load_yaml_any(path, "sweep file")
     return parse_sweep(raw, str(path), base or Path.cwd())
 
