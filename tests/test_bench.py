@@ -71,7 +71,8 @@ def test_grid_expands_entries_datasets_and_variants():
     raw["entries"].append({"method": "izf"})
     assert [j.method for j in expand(raw).jobs][-1] == "izf"
     raw["entries"].append({"method": "no-such-method", "label": "X"})
-    assert any("no-such-method" in s for s in expand(raw).skipped)
+    with pytest.raises(ConfigError, match=r"no-such-method.*--plugin"):
+        expand(raw)  # never silently skipped
 
 
 @pytest.mark.parametrize(
@@ -197,3 +198,78 @@ def test_bench_command_end_to_end(ran, capsys):
     text = capsys.readouterr().out
     assert f"{len(grid.jobs)} already stored" in text and (out / "report.md").exists()
     assert main(["bench", str(TINY) + ".missing", "--out", str(out)]) == 2
+
+
+# ---------------------------------------------------------------------- paths of a grid file
+def _project(tmp_path: Path) -> Path:
+    """A project with its own configs/ tree: a grid naming paths from the project root (like
+    the shipped ones) and from its own folder."""
+    proj = tmp_path / "proj"
+    (proj / "configs" / "bench").mkdir(parents=True)
+    (proj / "configs" / "cvae").mkdir()
+    (proj / "configs" / "cvae" / "small.yaml").write_text("method: {hidden: 16}\n")
+    (proj / "configs" / "bench" / "local.yaml").write_text("method: {hidden: 24}\n")
+    (proj / "configs" / "bench" / "papers.yaml").write_text("{}\n")
+    raw = _tiny(
+        name="proj",
+        papers="papers.yaml",
+        entries=[
+            {"label": "root-relative", "method": "cvae", "config": "configs/cvae/small.yaml"},
+            {"label": "file-relative", "method": "cvae", "config": "local.yaml"},
+        ],
+    )
+    (proj / "configs" / "bench" / "g.yaml").write_text(yaml.safe_dump(raw))
+    return proj / "configs" / "bench" / "g.yaml"
+
+
+def test_grid_paths_are_taken_from_the_grid_file_not_the_current_folder(tmp_path, monkeypatch):
+    grid_file = _project(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for cwd in (elsewhere, grid_file.parent, tmp_path / "proj"):
+        monkeypatch.chdir(cwd)
+        grid = load_grid(grid_file.relative_to(tmp_path) if cwd == tmp_path else grid_file)
+        assert [j.config.method_params["hidden"] for j in grid.jobs] == [16, 24]
+        assert grid.papers == grid_file.parent / "papers.yaml"
+
+
+def test_grid_from_another_folder_runs_and_reports(tmp_path, monkeypatch, capsys):
+    from unseen.cli import main
+
+    grid_file = _project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "b"
+    assert main(["bench", str(grid_file), "--out", str(out), "--list"]) == 0
+    assert capsys.readouterr().out.count("to run") == 2
+    raw = yaml.safe_load(grid_file.read_text())
+    raw["entries"][1]["config"] = "nowhere.yaml"
+    grid_file.write_text(yaml.safe_dump(raw))
+    assert main(["bench", str(grid_file), "--out", str(out), "--list"]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere.yaml does not exist" in err and str(grid_file.parent) in err
+
+
+def test_shipped_grid_lists_every_row_from_anywhere(tmp_path, monkeypatch, capsys):
+    from unseen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    grid = load_grid("configs/bench/flo.yaml")  # the README's command, from another folder
+    assert len(grid.jobs) == 13 and not grid.skipped
+    shared = (ROOT / "../shared/data/xlsa17").resolve()
+    if shared.is_dir():  # the grid's ../shared/data/xlsa17 is the project root's
+        assert Path(grid.jobs[0].config.data.root).resolve() == shared
+    assert grid.import_dirs == [ROOT / "runs"]
+    assert main(["bench", "configs/bench/flo.yaml", "--list", "--out", "b"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 13
+
+
+def test_grid_data_root_override_and_missing_root(tmp_path, capsys):
+    from unseen.cli import main
+
+    raw = _tiny(datasets=["FLO"], data_root="no/such/root")
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(raw))
+    grid = load_grid(tmp_path / "g.yaml", data_root="/elsewhere")
+    assert {j.config.data.root for j in grid.jobs} == {"/elsewhere"}
+    code = main(["bench", str(tmp_path / "g.yaml"), "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no/such/root is not a folder" in err and "--data-root" in err

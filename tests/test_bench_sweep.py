@@ -92,3 +92,22 @@ def test_bad_sweep_files_are_refused(change):
     raw.update(change)
     with pytest.raises(ConfigError):
         parse_sweep(raw)
+
+
+def test_sweep_paths_come_from_its_folder_and_grid_trials_are_noted(tmp_path, monkeypatch):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "base.yaml").write_text("method: {hidden_g: 48}\n")
+    raw = yaml.safe_load(TINY.read_text())
+    raw["config"] = "base.yaml"  # beside the sweep file
+    (tmp_path / "s" / "sweep.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    sw = load_sweep("s/sweep.yaml")
+    assert sw.config == str(tmp_path / "s" / "base.yaml")
+    assert (
+        sw.config_for({"method.cls_weight": 0.1, "method.lr": 1e-3}).method_params["hidden_g"] == 32
+    )  # the file's `set` wins over its config file, as in unseen run
+    assert any("ignored by the grid sampler" in n for n in sw.notes)  # tiny.yaml has trials: 3
+    raw["config"] = "missing.yaml"
+    (tmp_path / "s" / "sweep.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"missing\.yaml does not exist"):
+        load_sweep("s/sweep.yaml")

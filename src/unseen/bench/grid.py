@@ -22,6 +22,14 @@ A grid file is YAML; every value that is not given falls back to the runner's ow
 Adding a method to a grid is one entry line. A job is one ``unseen run`` (validation selection
 once with the first seed, then every seed on test), exactly what the runner does by hand, so
 runner folders made by hand and bench jobs are interchangeable (:func:`config_key`).
+
+Relative paths in a grid or sweep file (``config``, ``data_root``, ``import``, ``papers``)
+are taken from the file's own folder, never from the current one (:func:`path_anchors`): a
+grid behaves the same whichever folder ``unseen bench`` starts in. A file inside a
+``configs/`` tree (the shipped grids under ``configs/bench/``) may also name paths from the
+folder holding that ``configs/`` folder, the project root (``configs/clswgan/FLO-fast.yaml``,
+``../shared/data/xlsa17``, ``runs``); the first place where the path exists wins. A
+``config`` file found nowhere is an error, as is a method that is not registered.
 """
 
 from __future__ import annotations
@@ -50,7 +58,9 @@ __all__ = [
     "expand",
     "load_grid",
     "normalized_config",
+    "path_anchors",
     "read_run_folder",
+    "resolve_path",
     "run_config_from_dict",
 ]
 
@@ -164,20 +174,56 @@ def _merge(*parts: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def path_anchors(file: Path | None) -> list[Path]:
+    """Folders the relative paths of a grid or sweep ``file`` are taken from, in order: its
+    own folder, then the folder holding the nearest ``configs`` folder above it (the project
+    root of a grid shipped in ``configs/bench/``). The current folder when there is no file.
+    """
+    if file is None:
+        return [Path.cwd()]
+    folder = Path(file).resolve().parent
+    anchors = [folder]
+    for parent in (folder, *folder.parents):
+        if parent.name == "configs":
+            anchors.append(parent.parent)
+            break
+    return anchors
+
+
+def resolve_path(value: Any, anchors: list[Path]) -> Path:
+    """A path of a grid or sweep file: absolute as is; relative, from the first anchor where
+    it exists (a ``configs/...`` path also among the shipped configs); else from the first
+    anchor (where an error message will say it is missing)."""
+    from unseen.config import config_search_dirs
+
+    path = Path(str(value)).expanduser()
+    if path.is_absolute():
+        return path
+    for anchor in anchors:
+        if (anchor / path).exists():
+            return anchor / path
+    if path.parts and path.parts[0] == "configs":
+        for d in config_search_dirs():
+            if (d / Path(*path.parts[1:])).exists():
+                return d / Path(*path.parts[1:])
+    return anchors[0] / path
+
+
 def load_grid(
     path: str | Path,
     *,
     base: Path | None = None,
     device: str | None = None,
     seeds: list[int] | None = None,
+    data_root: str | None = None,
 ) -> Grid:
-    """Read and expand a grid file. Relative paths in it are taken from ``base`` (the
-    current folder by default, as for ``unseen run --config``)."""
+    """Read and expand a grid file. Its relative paths are taken from its own folder (see
+    :func:`path_anchors`), or from ``base`` when given. ``data_root`` replaces the file's."""
     from unseen.config import find_config_file
 
     path = find_config_file(path, "grid file")
     raw = load_yaml_any(path, "grid file")
-    return expand(raw, path=path, base=base, device=device, seeds=seeds)
+    return expand(raw, path=path, base=base, device=device, seeds=seeds, data_root=data_root)
 
 
 def load_yaml_any(path: Path, what: str = "grid file") -> dict[str, Any]:
@@ -203,19 +249,32 @@ def expand(
     base: Path | None = None,
     device: str | None = None,
     seeds: list[int] | None = None,
+    data_root: str | None = None,
 ) -> Grid:
-    """Expand a parsed grid into jobs (entries x datasets x variants)."""
+    """Expand a parsed grid into jobs (entries x datasets x variants).
+
+    Relative paths are taken from ``base`` when given, else from the grid file's folder
+    (:func:`path_anchors`); ``data_root`` replaces the grid's ``data_root``.
+
+    Raises:
+        ConfigError: for unknown keys, an entry whose method is not registered or whose
+            ``config`` file exists nowhere, or entries that resolve to the same config.
+    """
     from unseen.methods import available_methods
 
     where = str(path or "grid")
     unknown = sorted(set(raw) - _GRID_KEYS)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid: {sorted(_GRID_KEYS)}")
-    base = base or Path.cwd()
+    anchors = [Path(base)] if base is not None else path_anchors(path)
     entries = raw.get("entries") or []
-    if not entries:
-        raise ConfigError(f"{where}: no 'entries'")
-    datasets = list(raw.get("datasets") or [])
+    if not entries or not isinstance(entries, list):
+        raise ConfigError(f"{where}: no 'entries' (a list of {{method: ...}} mappings)")
+    datasets = raw.get("datasets") or []
+    if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
+        raise ConfigError(f"{where}: 'datasets' must be a list of names, got {datasets!r}")
+    if data_root is None and raw.get("data_root"):
+        data_root = str(resolve_path(raw["data_root"], anchors))
     common = _sets(raw.get("set"), where)
     registered = available_methods()
     jobs: list[Job] = []
@@ -230,16 +289,32 @@ def expand(
         method = entry["method"]
         label = str(entry.get("label", method))
         if method not in registered:
-            skipped.append(f"{label}: method '{method}' is not registered in this unseen")
-            continue
+            raise ConfigError(
+                f"{ewhere} ({label}): method '{method}' is not registered; available: "
+                f"{', '.join(registered)}. A method of your own is loaded with --plugin MODULE "
+                "or by installing its package (entry point group 'unseen.methods')"
+            )
         variants = entry.get("variants") or {"": {}}
+        if not isinstance(variants, dict):
+            raise ConfigError(f"{ewhere}: 'variants' must map names to settings")
         for dataset in entry.get("datasets") or datasets:
             config_file = entry.get("config")
             if config_file:
-                config_file = str(base / str(config_file).format(dataset=dataset))
-                if not Path(config_file).is_file():  # e.g. a method still being added
-                    skipped.append(f"{label} / {dataset}: config file {config_file} is missing")
-                    continue
+                try:
+                    named = str(config_file).format(dataset=dataset)
+                except (KeyError, IndexError, ValueError):
+                    raise ConfigError(
+                        f"{ewhere}: config {config_file!r} may only use the field {{dataset}}"
+                    ) from None
+                found = resolve_path(named, anchors)
+                if not found.is_file():
+                    looked = ", ".join(str(a / named) for a in anchors)
+                    raise ConfigError(
+                        f"{ewhere} ({label} / {dataset}): config file {named} does not exist "
+                        f"(relative paths are taken from the grid file's folder; looked at "
+                        f"{looked})"
+                    )
+                config_file = str(found)
             for vname, vset in variants.items():
                 overrides = _merge(
                     common, _sets(entry.get("set"), ewhere), _sets(vset, f"{ewhere}.{vname}")
@@ -247,7 +322,7 @@ def expand(
                 cfg = resolve_run_config(
                     method,
                     dataset,
-                    data_root=str(raw.get("data_root", "")),
+                    data_root=data_root or "",
                     config_file=config_file,
                     overrides=overrides,
                     seeds=seeds or raw.get("seeds"),
@@ -277,11 +352,21 @@ def expand(
         path=path,
         jobs=jobs,
         skipped=skipped,
-        import_dirs=[base / p for p in raw.get("import") or []],
+        import_dirs=[resolve_path(p, anchors) for p in raw.get("import") or []],
         features_note=dict(raw.get("features_note") or {}),
-        papers=(base / papers) if papers else None,
+        papers=_papers_file(papers, anchors, where) if papers else None,
         description=str(raw.get("description", "")),
     )
+
+
+def _papers_file(value: Any, anchors: list[Path], where: str) -> Path:
+    found = resolve_path(value, anchors)
+    if not found.is_file():
+        raise ConfigError(
+            f"{where}: papers file {value} does not exist (looked at "
+            f"{', '.join(str(a / str(value)) for a in anchors)})"
+        )
+    return found
 
 
 def read_run_folder(folder: Path) -> dict[str, Any] | None:

@@ -128,6 +128,26 @@ def _import(store: Store, job: Job, folder: Path, seeds: list[int], source: str)
     return True
 
 
+def _check_data(jobs: list[Job]) -> None:
+    """Refuse to start jobs whose data cannot be there (before any job runs)."""
+    from unseen.errors import ConfigError
+
+    for job in jobs:
+        data = job.config.data
+        name = data.dataset
+        if name in ("demo", "toy"):
+            continue
+        if name.endswith(".npz"):
+            if not Path(name).is_file():
+                raise ConfigError(f"{job.label} / {name}: the dataset file {name} does not exist")
+            continue
+        if not data.root or not Path(data.root).is_dir():
+            raise ConfigError(
+                f"{job.label} / {name}: data root {data.root or '(none)'} is not a folder; set "
+                "data_root in the grid file (relative to the file's folder) or pass --data-root"
+            )
+
+
 def run_grid(
     grid: Grid,
     out: Path,
@@ -168,6 +188,7 @@ def run_grid(
             continue
         todo.append(job)
     if todo and executor is not None:
+        _check_data(todo)
         say(f"[bench] running {len(todo)} job(s) on the {executor.name} executor")
         specs = [
             {"config": j.config.to_dict(), "out": str(jobs_dir / j.slug), "label": j.label}

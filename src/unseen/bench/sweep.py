@@ -45,7 +45,7 @@ from typing import Any
 
 import yaml
 
-from unseen.bench.grid import config_key, load_yaml_any
+from unseen.bench.grid import config_key, load_yaml_any, path_anchors, resolve_path
 from unseen.bench.harness import code_version
 from unseen.bench.store import Store
 from unseen.config import parse_set, resolve_run_config
@@ -87,6 +87,7 @@ class Sweep:
     space: dict[str, tuple[str, list[Any]]]  # "section.key" -> (kind, values/bounds)
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # said once when the sweep starts
 
     def config_for(self, params: dict[str, Any]):
         """The resolved RunConfig of a trial's parameter values."""
@@ -104,16 +105,28 @@ class Sweep:
         )
 
 
-def load_sweep(path: str | Path, base: Path | None = None) -> Sweep:
+def load_sweep(path: str | Path, base: Path | None = None, data_root: str | None = None) -> Sweep:
+    """Read a sweep file; its relative paths are taken from its own folder (as a grid's,
+    :func:`unseen.bench.grid.path_anchors`) or from ``base``; ``data_root`` replaces its."""
     from unseen.config import find_config_file
 
     path = find_config_file(path, "sweep file")
     raw = load_yaml_any(path, "sweep file")
-    return parse_sweep(raw, str(path), base or Path.cwd())
+    anchors = [Path(base)] if base is not None else path_anchors(path)
+    return parse_sweep(raw, str(path), anchors=anchors, data_root=data_root)
 
 
-def parse_sweep(raw: dict[str, Any], where: str = "sweep", base: Path | None = None) -> Sweep:
-    base = base or Path.cwd()
+def parse_sweep(
+    raw: dict[str, Any],
+    where: str = "sweep",
+    base: Path | None = None,
+    *,
+    anchors: list[Path] | None = None,
+    data_root: str | None = None,
+) -> Sweep:
+    """Check and expand a parsed sweep file (relative paths from ``anchors``, else ``base``,
+    else the current folder)."""
+    anchors = anchors or [Path(base) if base is not None else Path.cwd()]
     unknown = sorted(set(raw) - _KEYS)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid: {sorted(_KEYS)}")
@@ -121,7 +134,9 @@ def parse_sweep(raw: dict[str, Any], where: str = "sweep", base: Path | None = N
         if key not in raw:
             raise ConfigError(f"{where}: '{key}' is required")
     space: dict[str, tuple[str, list[Any]]] = {}
-    for name, spec in (raw["space"] or {}).items():
+    if not isinstance(raw["space"], dict):
+        raise ConfigError(f"{where}: 'space' must map section.key names to ranges")
+    for name, spec in raw["space"].items():
         if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in _KINDS:
             raise ConfigError(
                 f"{where}: space.{name} must be one of {{choices: [...]}}, {{log: [lo, hi]}}, "
@@ -130,7 +145,8 @@ def parse_sweep(raw: dict[str, Any], where: str = "sweep", base: Path | None = N
         kind, values = next(iter(spec.items()))
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}: space.{name}.{kind} must be a non-empty list")
-        if kind != "choices" and (len(values) != 2 or values[0] >= values[1]):
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if kind != "choices" and (len(values) != 2 or not numeric or values[0] >= values[1]):
             raise ConfigError(f"{where}: space.{name}.{kind} must be [low, high] with low < high")
         if kind == "log" and values[0] <= 0:
             raise ConfigError(f"{where}: space.{name}.log needs positive bounds")
@@ -144,14 +160,40 @@ def parse_sweep(raw: dict[str, Any], where: str = "sweep", base: Path | None = N
         ranged = [k for k, (kind, _) in space.items() if kind != "choices"]
         if ranged:
             raise ConfigError(f"{where}: the grid sampler needs 'choices' lists, not {ranged}")
+    notes = []
+    if sampler == "grid" and "trials" in raw:
+        n_points = math.prod(len(v) for _, v in space.values())
+        notes.append(
+            f"trials: {raw['trials']} is ignored by the grid sampler, which runs every one of "
+            f"the {n_points} combinations (trials applies to sampler: tpe)"
+        )
     base_set = raw.get("set") or {}
+    if not isinstance(base_set, dict):
+        raise ConfigError(f"{where}: 'set' must be a mapping of section.key: value")
     items = [f"{k}={json.dumps(v)}" for k, v in base_set.items()]
+    config = None
+    if raw.get("config"):
+        found = resolve_path(raw["config"], anchors)
+        if not found.is_file():
+            raise ConfigError(
+                f"{where}: config file {raw['config']} does not exist (relative paths are "
+                f"taken from the sweep file's folder; looked at "
+                f"{', '.join(str(a / str(raw['config'])) for a in anchors)})"
+            )
+        config = str(found)
+    if data_root is None and raw.get("data_root"):
+        data_root = str(resolve_path(raw["data_root"], anchors))
+    for key in ("trials", "seed"):
+        if key in raw and (not isinstance(raw[key], int) or isinstance(raw[key], bool)):
+            raise ConfigError(f"{where}: '{key}' must be a whole number, got {raw[key]!r}")
+    if int(raw.get("trials", 20)) < 1:
+        raise ConfigError(f"{where}: 'trials' must be >= 1, got {raw['trials']}")
     sw = Sweep(
         name=str(raw.get("name") or f"{raw['method']}-{raw['dataset']}"),
         method=str(raw["method"]),
         dataset=str(raw["dataset"]),
-        data_root=str(raw.get("data_root", "")),
-        config=str(base / raw["config"]) if raw.get("config") else None,
+        data_root=data_root or "",
+        config=config,
         base=parse_set(items),
         seeds=list(raw.get("seeds") or [0, 1, 2]),
         device=raw.get("device"),
@@ -160,6 +202,7 @@ def parse_sweep(raw: dict[str, Any], where: str = "sweep", base: Path | None = N
         seed=int(raw.get("seed", 0)),
         space=space,
         source=where,
+        notes=notes,
     )
     # Fail on bad keys now, before any training: resolve the space's first point.
     sw.config_for({k: v[0] for k, (_, v) in space.items()})

@@ -20,7 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "command skips finished jobs; a killed grid resumes where it stopped."
         ),
     )
-    b.add_argument("grid", help="grid file, e.g. configs/bench/flo.yaml")
+    b.add_argument(
+        "grid",
+        help="grid file, e.g. configs/bench/flo.yaml (its relative paths are taken from its "
+        "own folder; a configs/... path missing here is the shipped one)",
+    )
     b.add_argument("--out", help="bench folder (default runs/bench-<grid name>)")
     b.add_argument(
         "--store", help="SQLite results store (default OUT/results.sqlite); may be shared"
@@ -36,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--device", help="override the grid's device for every job (cpu, cuda)")
     b.add_argument("--seeds", type=int, nargs="+", help="override the grid's seeds")
     b.add_argument(
+        "--data-root", help="override the grid's data_root (the folder holding <DATASET>/)"
+    )
+    b.add_argument(
         "--no-run", action="store_true", help="run nothing: import finished runs and report"
     )
     b.add_argument("--list", action="store_true", help="list the grid's jobs and their state")
@@ -48,8 +55,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from unseen.bench.harness import find_run_folders, run_grid
     from unseen.bench.report import write_report
     from unseen.bench.store import Store
+    from unseen.errors import ConfigError
 
-    grid = load_grid(args.grid, device=args.device, seeds=args.seeds)
+    for flag in ("jobs", "threads"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{flag} must be >= 1, got {value}")
+    grid = load_grid(args.grid, device=args.device, seeds=args.seeds, data_root=args.data_root)
     out = Path(args.out or f"runs/bench-{grid.name}")
     store = Store(args.store or out / "results.sqlite")
     try:

@@ -21,7 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "the full protocol and OUT/best.yaml records the values with this command."
         ),
     )
-    s.add_argument("sweep", help="sweep file, e.g. configs/bench/sweeps/clswgan-flo.yaml")
+    s.add_argument(
+        "sweep",
+        help="sweep file, e.g. configs/bench/sweeps/clswgan-flo.yaml (relative paths in it "
+        "are taken from its own folder)",
+    )
     s.add_argument("--out", help="sweep folder (default runs/sweep-<name>)")
     s.add_argument("--store", help="SQLite results store (default OUT/results.sqlite)")
     s.add_argument("--sampler", choices=["grid", "tpe"], help="override the file's sampler")
@@ -30,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--address", help="Ray cluster address (default: start one here)")
     s.add_argument("--jobs", type=int, help="trials in parallel (default: machine-sized)")
     s.add_argument("--threads", type=int, default=1, help="torch threads per trial (default 1)")
+    s.add_argument("--data-root", help="override the sweep file's data_root")
     s.set_defaults(func=_cmd_sweep)
 
 
@@ -39,13 +44,24 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from unseen.bench.sweep import load_sweep, run_sweep
     from unseen.errors import ConfigError
 
-    sw = load_sweep(args.sweep)
+    for flag in ("jobs", "threads"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{flag} must be >= 1, got {value}")
+    sw = load_sweep(args.sweep, data_root=args.data_root)
     if args.sampler:
         sw.sampler = args.sampler
         if sw.sampler == "grid" and any(k != "choices" for k, _ in sw.space.values()):
             raise ConfigError("--sampler grid needs a space of 'choices' lists only")
-    if args.trials:
+    if args.trials is not None:
+        if args.trials < 1:
+            raise ConfigError(f"--trials must be >= 1, got {args.trials}")
         sw.trials = args.trials
+    sw.notes = [n for n in sw.notes if sw.sampler == "grid"]  # --sampler tpe uses trials
+    if sw.sampler == "grid" and args.trials is not None:
+        sw.notes.append(f"--trials {args.trials} is ignored by the grid sampler")
+    for note in sw.notes:
+        print(f"[sweep] note: {note}")
     out = Path(args.out or f"runs/sweep-{sw.name}")
     cuda = (sw.device or "cpu").startswith("cuda")
     executor = make_executor(
