@@ -129,9 +129,10 @@ def _history(path: Path) -> list[dict]:
         return json.loads(path.read_text())["history"]
     for cand in sorted(path.glob("seed_*/metrics.json")):
         return json.loads(cand.read_text())["history"]
-    ckpt = path / "validation" / "checkpoint.pt"
-    if ckpt.exists():
-        return _history(ckpt)
+    # validation/model.pt stays after a run; checkpoint.pt only with --keep-checkpoints
+    for ckpt in (path / "validation" / "model.pt", path / "validation" / "checkpoint.pt"):
+        if ckpt.exists():
+            return _history(ckpt)
     raise SystemExit(f"no training history under {path}")
 
 

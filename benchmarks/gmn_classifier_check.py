@@ -8,7 +8,7 @@ part is printed after each of ``--epochs``. No generator, no test image. Also pr
 spectrum of the class-semantic Gram matrix, which sets how fast SGD trains a bilinear W.
 
 ``synthetic RUN`` -- the generator that a finished ``unseen run`` trained on the validation
-problem (``RUN/validation/checkpoint.pt``, the last validation epoch) with other final
+problem (``RUN/validation/model.pt``, the last validation epoch) with other final
 classifiers: same validation task (seed, holdout), same synthetic features
 (``runner.train_and_evaluate``), T1 / S / U / H / H at the best gamma per classifier epoch.
 
@@ -154,7 +154,10 @@ def check_synthetic(args) -> list[dict]:
     )
     seed = cfg.seeds[0]
     val = task.validation(holdout=cfg.selection.holdout, seed=seed)
-    method = GenerativeMethod.load(run_dir / "validation" / "checkpoint.pt")
+    model = run_dir / "validation" / "model.pt"  # kept; checkpoint.pt is deleted after a run
+    if not model.exists():
+        model = run_dir / "validation" / "checkpoint.pt"
+    method = GenerativeMethod.load(model)
     print(f"{run_dir}: validation generator at epoch {method.epoch_}; task {val.describe()}")
     wanted = sorted(set(args.epochs))
     rows = []
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ps.add_argument("--holdout", type=float, default=0.2)
     ps.add_argument("--seed", type=int, default=0)
     pz = sub.add_parser("synthetic", help="other final classifiers on a run's generator")
-    pz.add_argument("run", help="a finished `unseen run` folder (validation/checkpoint.pt)")
+    pz.add_argument("run", help="a finished `unseen run` folder (validation/model.pt)")
     pz.add_argument("--n-synthetic", type=int, nargs="+", default=[100, 300])
     for q in (ps, pz):
         q.add_argument("settings", nargs="+", help="kind[:key=value,...] per classifier")

@@ -75,10 +75,27 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECTION.KEY=VALUE",
         help="override one value, e.g. --set method.epochs=10 (repeatable)",
     )
-    r.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2)")
+    r.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="seeds (default 0 1 2); a longer list with the same first seed adds seeds to a "
+        "finished run, reusing its validation choice",
+    )
     r.add_argument("--device", help="cpu, cuda, cuda:1, ... (default cpu)")
     r.add_argument("--out", help="output folder (default runs/<method>-<dataset>)")
-    r.add_argument("--force", action="store_true", help="replace finished results in --out")
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="replace finished results in --out (removes only what unseen wrote there, as "
+        "listed in OUT/manifest.json)",
+    )
+    r.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep validation/checkpoint.pt and seed_<s>/checkpoint.pt after their stage "
+        "finished (default: deleted; model.pt files always stay)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument(
         "--validate-only",
@@ -204,6 +221,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         force=args.force,
         progress=not args.quiet and sys.stderr.isatty(),
         validate_only=args.validate_only,
+        keep_checkpoints=args.keep_checkpoints,
     )
     what = "validation/selection.json" if args.validate_only else "results.json"
     print(f"results: {Path(out) / what}")

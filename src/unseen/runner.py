@@ -16,9 +16,16 @@ Protocol (see ``docs``/README "Protocol"):
 Output folder layout::
 
     run.yaml               resolved config (a rerun with another config is refused)
-    validation/records.json, validation/checkpoint.pt
-    seed_<s>/checkpoint.pt, seed_<s>/model.pt, seed_<s>/metrics.json
+    manifest.json          every file unseen wrote here (``--force`` removes only these)
+    run.lock               held while a run writes here (a second run is refused)
+    log.txt                what happened, with timestamps
+    validation/records.json, health.json, selection.json (the choice), model.pt
+    seed_<s>/model.pt, seed_<s>/metrics.json
     results.json           per-seed metrics, mean ± std, the validation choice
+
+``validation/checkpoint.pt`` and ``seed_<s>/checkpoint.pt`` (weights + optimizer and RNG
+states, written after every epoch) exist while their stage runs, so that a killed run resumes
+where it stopped; they are deleted when the stage is done unless ``keep_checkpoints``.
 """
 
 from __future__ import annotations
@@ -26,7 +33,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -49,10 +55,9 @@ from unseen.errors import ConfigError, OutputExistsError
 from unseen.eval.results import EvalResult, format_summary, mean_std, summarize
 from unseen.files import atomic_write_json, atomic_write_text
 from unseen.methods.base import GenerativeMethod, config_from_dict, get_method
+from unseen.rundir import LOCK, RunFolder
 
 __all__ = ["build_classifier", "load_dataset", "run", "train_and_evaluate"]
-
-_OUR_FILES = ("run.yaml", "results.json", "validation", "log.txt")
 
 
 def load_dataset(cfg: DataConfig) -> ZSLDataset:
@@ -236,37 +241,100 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write_json(path, obj)
 
 
-def _prepare_out(out: Path, cfg: RunConfig, force: bool) -> None:
-    """Refuse to overwrite results; resume a run of the same config."""
+def _start(folder: RunFolder, cfg: RunConfig, force: bool) -> tuple[str, list[int]]:
+    """Decide what this run does in its (locked) folder, clean it for ``--force``, and write
+    ``run.yaml``. Returns the mode (``new``, ``resume``, ``extend``, ``replace``) and the
+    seeds that were finished before (``extend``).
+
+    Refused (:class:`OutputExistsError`, nothing touched): finished results of the same
+    config, an unfinished run of another config that made progress, without ``--force``.
+    """
+    out = folder.root
     resolved = cfg.to_dict()
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"output path {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        ours = (out / "run.yaml").exists()
-        if not ours:
-            raise OutputExistsError(
-                f"output folder {out} is not empty and holds no unseen run (no run.yaml); "
-                "choose an empty or new folder"
-            )
+    mode, before = "new", []
+    if (out / "run.yaml").exists():
         if force:
-            # Only remove what unseen wrote: nothing else in the folder is touched.
-            for p in out.iterdir():
-                if p.name in _OUR_FILES or p.name.startswith("seed_"):
-                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+            kept = folder.clean_for_force()
+            if kept:
+                _log(out, f"--force kept folders holding your files: {', '.join(kept)}", False)
         else:
-            previous = _with_new_defaults(yaml.safe_load((out / "run.yaml").read_text()))
-            if (out / "results.json").exists():
+            previous = _read_run_yaml(out / "run.yaml")
+            finished = (out / "results.json").exists()
+            if previous == resolved:
+                if finished:
+                    raise OutputExistsError(
+                        f"output folder {out} already holds finished results (results.json) "
+                        "of this config; pass --force to replace them, list more --seeds to "
+                        "add seeds, or choose another --out"
+                    )
+                mode = "resume"
+            elif _adds_seeds(previous, resolved):
+                mode, before = "extend", list(previous["seeds"])
+            elif not folder.has_progress():  # nothing to lose: a start that never trained
+                folder.clean_for_force()
+                mode = "replace"
+            else:
+                what = "finished results" if finished else "an unfinished run"
                 raise OutputExistsError(
-                    f"output folder {out} already holds finished results (results.json); "
-                    "pass --force to replace them or choose another --out"
+                    f"output folder {out} holds {what} of another config (run.yaml differs: "
+                    f"{_config_diff(previous, resolved)}); pass --force to start over or "
+                    "choose another --out"
                 )
-            if previous != resolved:
-                raise OutputExistsError(
-                    f"output folder {out} holds an unfinished run with another config "
-                    "(run.yaml differs); pass --force to start over or choose another --out"
-                )
-    out.mkdir(parents=True, exist_ok=True)
+    # Record every file this run may write before writing any (see Manifest.add).
+    folder.record("run.yaml", "log.txt", "results.json", LOCK)
+    folder.record(*(f"validation/{n}" for n in _VALIDATION_FILES))
+    for seed in cfg.seeds:
+        folder.record(*(f"seed_{seed}/{n}" for n in _SEED_FILES))
     atomic_write_text(out / "run.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    return mode, before
+
+
+_VALIDATION_FILES = ("records.json", "health.json", "checkpoint.pt", "model.pt", "selection.json")
+_SEED_FILES = ("checkpoint.pt", "model.pt", "metrics.json")
+
+
+def _read_run_yaml(path: Path) -> dict[str, Any]:
+    try:
+        previous = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        previous = None
+    if not isinstance(previous, dict):
+        raise OutputExistsError(
+            f"{path} is not a readable run.yaml; pass --force to start over in that folder"
+        )
+    return _with_new_defaults(previous)
+
+
+def _adds_seeds(previous: dict[str, Any], resolved: dict[str, Any]) -> bool:
+    """Same config, same validation seed (the first), and more seeds than before."""
+    old, new = list(previous.get("seeds") or []), list(resolved["seeds"])
+    same = {k: v for k, v in previous.items() if k != "seeds"} == {
+        k: v for k, v in resolved.items() if k != "seeds"
+    }
+    return same and bool(old) and old[0] == new[0] and set(old) < set(new)
+
+
+def _config_diff(previous: dict[str, Any], resolved: dict[str, Any]) -> str:
+    """``method_params.epochs 30 -> 5, seeds [0] -> [1]`` (at most a few)."""
+    diffs = []
+    for key in sorted(set(previous) | set(resolved)):
+        a, b = previous.get(key), resolved.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b)):
+                if a.get(k) != b.get(k):
+                    diffs.append(f"{key}.{k} {a.get(k)!r} -> {b.get(k)!r}")
+        elif a != b:
+            diffs.append(f"{key} {a!r} -> {b!r}")
+    more = f" and {len(diffs) - 3} more" if len(diffs) > 3 else ""
+    return ", ".join(diffs[:3]) + more
+
+
+def _remove_checkpoints(out: Path, paths: list[Path]) -> None:
+    """Checkpoints exist to resume a killed run; once their stage is finished they only take
+    disk (a model's optimizer states make them ~3x its weights)."""
+    for p in paths:
+        if p.is_file():
+            p.unlink()
 
 
 def _with_new_defaults(previous: dict[str, Any]) -> dict[str, Any]:
@@ -448,11 +516,20 @@ def run(
     echo: bool = True,
     dataset: ZSLDataset | None = None,
     validate_only: bool = False,
+    keep_checkpoints: bool = False,
 ) -> dict[str, Any]:
     """Run the whole protocol for every seed; resumable; returns the results dict.
 
     With ``validate_only`` only step 1 runs (the test split is never scored) and the
     validation records and choice are written to ``OUT/validation/selection.json``.
+
+    The folder (see :mod:`unseen.rundir`): refused if another run holds its lock, if it holds
+    files unseen did not write and no run, or finished results of the same config (unless
+    ``force``, which removes only what unseen wrote); a rerun of the same command resumes; a
+    longer ``seeds`` list with the same first seed adds seeds to a run, reusing its
+    validation choice. A start that fails before any progress leaves the folder as it was.
+    Checkpoints are deleted once their stage is done unless ``keep_checkpoints``;
+    ``validation/model.pt`` and every ``seed_<s>/model.pt`` stay.
     """
     out = Path(out)
     # Everything that can be refused is checked before the first file is written.
@@ -473,20 +550,77 @@ def run(
         )
     )
     probe.check_config(probe.dims_from(task.train))
-    _prepare_out(out, cfg, force)
+    if out.is_dir() and any(out.iterdir()) and not (out / "run.yaml").exists():
+        raise OutputExistsError(
+            f"output folder {out} is not empty and holds no unseen run (no run.yaml); "
+            "choose an empty or new folder"
+        )
+    with RunFolder(out) as folder:
+        mode, before = _start(folder, cfg, force)
+        return _protocol(
+            out,
+            cfg,
+            ds,
+            task,
+            mode=mode,
+            seeds_before=before,
+            progress=progress,
+            echo=echo,
+            validate_only=validate_only,
+            keep_checkpoints=keep_checkpoints,
+        )
+
+
+def _selection(
+    out: Path, task: ZSLTask, cfg: RunConfig, *, progress: bool, echo: bool, keep: bool
+) -> dict[str, Any]:
+    """Step 1, or its result saved by an earlier run of this folder (same config): a run
+    that adds seeds, or a full run after ``--validate-only``, never repeats validation."""
+    saved = out / "validation" / "selection.json"
+    if saved.exists():
+        _log(out, "[validation] reusing the choice in validation/selection.json", echo)
+        return json.loads(saved.read_text())
+    if (out / "results.json").exists():  # a finished run from before selection.json
+        _log(out, "[validation] reusing the choice in results.json", echo)
+        return json.loads((out / "results.json").read_text())["validation"]
+    selection = select_on_validation(task, cfg, out, progress=progress, echo=echo)
+    _write_json(saved, selection)
+    if not keep:
+        _remove_checkpoints(out, [out / "validation" / "checkpoint.pt"])
+    return selection
+
+
+def _protocol(
+    out: Path,
+    cfg: RunConfig,
+    ds: ZSLDataset,
+    task: ZSLTask,
+    *,
+    mode: str,
+    seeds_before: list[int],
+    progress: bool,
+    echo: bool,
+    validate_only: bool,
+    keep_checkpoints: bool,
+) -> dict[str, Any]:
+    """Steps 1 and 2 in a prepared folder (see :func:`run`)."""
+    if mode == "extend":
+        added = [s for s in cfg.seeds if s not in seeds_before]
+        _log(out, f"adding seed(s) {added} to the run of seeds {seeds_before}", echo)
+    elif mode == "replace":
+        _log(out, "replacing an unfinished run of another config that had made no progress", echo)
     if cfg.sources:
         _log(out, f"config: {' + '.join(cfg.sources)}", False)
     if ds.synthetic:
         _log(out, f"NOTE: {ds.name} has SYNTHETIC features; these are not benchmark results.", echo)
     for q in ds.quirks:
         _log(out, f"data quirk: {q}", echo)
-    selection = select_on_validation(task, cfg, out, progress=progress, echo=echo)
+    selection = _selection(out, task, cfg, progress=progress, echo=echo, keep=keep_checkpoints)
     choice = selection["choice"]
     _log(out, f"[validation] chosen: {json.dumps({k: choice[k] for k in list(choice)[:5]})}", echo)
     for w in choice.get("health", {}).get("warnings", []):
         _log(out, f"WARNING: the generator chosen on validation is unhealthy: {w}", echo)
     if validate_only:
-        _write_json(out / "validation" / "selection.json", selection)
         return {"validation": selection, "config": cfg.to_dict(), "dataset": ds.name}
 
     method_cls = get_method(cfg.method)
@@ -544,6 +678,8 @@ def run(
             "history": method.history_,
         }
         _write_json(mpath, entry)
+        if not keep_checkpoints:
+            _remove_checkpoints(out, [sdir / "checkpoint.pt"])
         per_seed[str(seed)] = entry
         _log(out, f"[seed {seed}] test: {result.line()}", echo)
     results = [EvalResult.from_dict(e["result"]) for e in per_seed.values()]
@@ -566,6 +702,12 @@ def run(
         "torch": torch.__version__,
     }
     _write_json(out / "results.json", report)
+    if not keep_checkpoints:  # also those left by a kill between a stage's end and cleanup
+        _remove_checkpoints(
+            out,
+            [out / "validation" / "checkpoint.pt"]
+            + [out / f"seed_{s}" / "checkpoint.pt" for s in cfg.seeds],
+        )
     _log(
         out,
         f"{cfg.method} on {ds.name} (test, {task.describe()['n_unseen_classes']} unseen classes) "

@@ -31,7 +31,7 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one grid job (``unseen run`` into ``spec["out"]``) and return its results.json.
 
     ``spec``: ``config`` (a resolved ``RunConfig.to_dict()``), ``out`` (folder), ``threads``
-    (torch threads), ``validate_only``.
+    (torch threads), ``validate_only``, ``keep_checkpoints``.
     """
     import torch
 
@@ -41,7 +41,13 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     threads = int(spec.get("threads") or 1)
     torch.set_num_threads(threads)
     cfg = run_config_from_dict(spec["config"])
-    result = run(cfg, spec["out"], echo=False, validate_only=bool(spec.get("validate_only")))
+    result = run(
+        cfg,
+        spec["out"],
+        echo=False,
+        validate_only=bool(spec.get("validate_only")),
+        keep_checkpoints=bool(spec.get("keep_checkpoints")),
+    )
     result["host"] = os.uname().nodename
     return result
 

@@ -428,7 +428,7 @@ class GenerativeMethod(ABC):
         )
 
     # ------------------------------------------------------------------ persistence
-    def _checkpoint_state(self) -> dict[str, Any]:
+    def _checkpoint_state(self, optimizers: bool = True) -> dict[str, Any]:
         state = {
             "format": "unseen-method-v1",
             "method": self.name,
@@ -438,15 +438,21 @@ class GenerativeMethod(ABC):
             "epoch": self.epoch_,
             "history": self.history_,
             "nets": self.nets_.state_dict(),
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers_.items()},
             "rng_cpu": torch.get_rng_state(),
         }
+        if optimizers:  # only resuming training needs them (Adam: twice the weights' size)
+            state["optimizers"] = {k: o.state_dict() for k, o in self.optimizers_.items()}
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         return state
 
     def _load_checkpoint(self, path: str | Path, dims: dict[str, int] | None) -> None:
         state = _read_state(path, self.name)
+        if dims is not None and "optimizers" not in state:
+            raise DataError(
+                f"{path} holds a trained model without the optimizer states that resuming "
+                "training needs (a model.pt, not a checkpoint.pt); use another checkpoint path"
+            )
         if dims is not None and state["dims"] != dims:
             raise DataError(
                 f"checkpoint {path} was trained on data of sizes {state['dims']}, "
@@ -467,17 +473,23 @@ class GenerativeMethod(ABC):
         self.nets_.load_state_dict(state["nets"])
         self.nets_.to(self.device)
         for k, o in self.optimizers_.items():
-            o.load_state_dict(state["optimizers"][k])
+            if "optimizers" in state:
+                o.load_state_dict(state["optimizers"][k])
         self.epoch_ = state["epoch"]
         self.history_ = list(state["history"])
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
 
-    def save(self, path: str | Path) -> None:
-        """Save the trained method (config, sizes, weights) atomically."""
+    def save(self, path: str | Path, *, optimizers: bool = False) -> None:
+        """Save the trained method (config, sizes, weights, history) atomically.
+
+        Without ``optimizers`` (the default) the file holds no optimizer states: it loads
+        for sampling, export and figures but cannot resume training (the checkpoints of
+        :meth:`fit` can), and is about a third of a checkpoint's size with Adam.
+        """
         self._check_fitted()
-        atomic_save(self._checkpoint_state(), path)
+        atomic_save(self._checkpoint_state(optimizers=optimizers), path)
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> GenerativeMethod:

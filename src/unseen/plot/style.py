@@ -111,6 +111,9 @@ def save_figure(fig: Figure, out: str | Path, *, force: bool = False) -> list[Pa
             "choose another --out"
         )
     paths[0].parent.mkdir(parents=True, exist_ok=True)
+    from unseen.rundir import record_written
+
+    record_written(list(paths))  # inside a run folder: unseen's, removed by run --force
     with matplotlib.rc_context(_RC):
         fig.savefig(paths[0], dpi=150)
         fig.savefig(paths[1])

@@ -1,0 +1,366 @@
+"""A run folder's bookkeeping: the manifest of what unseen wrote, the lock, and a start that
+either succeeds or leaves the folder as it was.
+
+* ``manifest.json`` lists every file and folder unseen wrote into the run folder (the runner's
+  files, and figures ``unseen plot`` adds later). ``--force`` removes exactly those entries,
+  nothing else: a ``seed_analysis.ipynb`` or ``notes.txt`` the user put there stays, and so
+  does a folder that still holds a user file. Folders written before manifests existed are
+  cleaned by name (``run.yaml``, ``results.json``, ``log.txt``, ``manifest.json``, and the
+  files unseen writes inside ``validation/``, ``seed_<integer>/`` and ``figures/``).
+* ``run.lock`` is held (``flock``) while a run writes to the folder: a second ``unseen run``
+  into the same folder is refused instead of interleaving ``log.txt``. The kernel releases
+  the lock when its process dies, so a killed run never blocks the next one.
+* :class:`RunFolder` records the folder's state before a run starts; if the run fails before
+  it made any progress (no checkpoint, record, model or metrics written or changed), it is
+  put back as it was: the files this run created are removed, ``run.yaml`` and the manifest
+  get their old text back, and a folder the run created is removed. A corrected command then
+  starts cleanly, without ``--force``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from unseen.errors import OutputExistsError
+from unseen.files import atomic_write_text
+
+__all__ = ["LOCK", "MANIFEST", "Manifest", "RunFolder", "RunLock", "record_written"]
+
+MANIFEST = "manifest.json"
+LOCK = "run.lock"
+_FORMAT = "unseen-manifest-v1"
+#: files whose appearance or change means a run made progress worth resuming
+PROGRESS_FILES = (
+    "checkpoint.pt",
+    "model.pt",
+    "records.json",
+    "health.json",
+    "metrics.json",
+    "selection.json",
+    "results.json",
+)
+_SEED_DIR = re.compile(r"seed_\d+$")
+#: what unseen wrote into a folder made before manifests existed (used by --force there)
+_LEGACY_TOP = ("run.yaml", "results.json", "log.txt", MANIFEST, LOCK)
+_LEGACY_INNER = {
+    "validation": (
+        "records.json",
+        "health.json",
+        "checkpoint.pt",
+        "model.pt",
+        "selection.json",
+    ),
+    "seed": ("checkpoint.pt", "model.pt", "metrics.json"),
+}
+
+
+class Manifest:
+    """The files and folders unseen wrote into ``root``, relative, in ``root/manifest.json``."""
+
+    def __init__(self, root: Path, files: set[str] | None = None, dirs: set[str] | None = None):
+        self.root = Path(root)
+        self.files: set[str] = set(files or ())
+        self.dirs: set[str] = set(dirs or ())
+
+    @classmethod
+    def read(cls, root: str | Path) -> Manifest | None:
+        """The manifest of ``root``, or ``None`` when there is none (or it is not ours)."""
+        root = Path(root)
+        try:
+            data = json.loads((root / MANIFEST).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            return None
+        return cls(root, set(data.get("files", [])), set(data.get("dirs", [])))
+
+    def _rel(self, path: str | Path) -> str:
+        path = Path(path)
+        if path.is_absolute():
+            path = path.relative_to(self.root)
+        return path.as_posix()
+
+    def add(self, *paths: str | Path) -> None:
+        """Record files (and the folders between them and the root) and save if anything
+        was new. Call it *before* writing the file: a crash between the two then leaves a
+        recorded file that does not exist, never an unrecorded one of ours."""
+        before = (len(self.files), len(self.dirs))
+        for p in paths:
+            rel = self._rel(p)
+            self.files.add(rel)
+            parent = Path(rel).parent
+            while str(parent) not in ("", "."):
+                self.dirs.add(parent.as_posix())
+                parent = parent.parent
+        if (len(self.files), len(self.dirs)) != before:
+            self.save()
+
+    def discard(self, *paths: str | Path) -> None:
+        """Forget files unseen removed itself (e.g. checkpoints after a successful run)."""
+        n = len(self.files)
+        for p in paths:
+            self.files.discard(self._rel(p))
+        if len(self.files) != n:
+            self.save()
+
+    def save(self) -> None:
+        data = {
+            "format": _FORMAT,
+            "note": "files and folders written by unseen; `unseen run --force` removes these "
+            "and nothing else",
+            "files": sorted(self.files | {MANIFEST}),
+            "dirs": sorted(self.dirs),
+        }
+        atomic_write_text(self.root / MANIFEST, json.dumps(data, indent=1))
+
+    def remove_all(self) -> list[str]:
+        """Delete every recorded file (with interrupted writes' temporary files), then every
+        recorded folder left empty. Returns the paths kept because they hold user files."""
+        for rel in sorted(self.files | {MANIFEST}):
+            path = self.root / rel
+            _remove_file(path)
+            _remove_temporaries(path)
+        kept = []
+        for rel in sorted(self.dirs, key=lambda r: -len(Path(r).parts)):
+            folder = self.root / rel
+            if folder.is_dir():
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty: a user file lives there
+                    kept.append(rel)
+        self.files, self.dirs = set(), set()
+        return kept
+
+
+def _remove_file(path: Path) -> None:
+    if path.is_file() or path.is_symlink():
+        path.unlink()
+
+
+def _remove_temporaries(path: Path) -> None:
+    """``.name.XXXX.tmp`` files of :func:`unseen.files.atomic_write` killed mid-write."""
+    if path.parent.is_dir():
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            _remove_file(tmp)
+
+
+def remove_legacy(root: Path) -> list[str]:
+    """``--force`` in a run folder written before manifests: remove unseen's files by name.
+    Returns the folders kept because they hold other files."""
+    for name in _LEGACY_TOP:
+        _remove_file(root / name)
+        _remove_temporaries(root / name)
+    kept = []
+    for sub in sorted(root.iterdir()):
+        if not sub.is_dir():
+            continue
+        if sub.name == "validation":
+            names = _LEGACY_INNER["validation"]
+        elif _SEED_DIR.match(sub.name):
+            names = _LEGACY_INNER["seed"]
+        elif sub.name == "figures":
+            names = tuple(p.name for p in sub.iterdir() if p.suffix in (".png", ".svg"))
+        else:
+            continue
+        for name in names:
+            _remove_file(sub / name)
+            _remove_temporaries(sub / name)
+        try:
+            sub.rmdir()
+        except OSError:
+            kept.append(sub.name)
+    return kept
+
+
+def record_written(paths: list[Path], levels: int = 3) -> None:
+    """Add ``paths`` to the manifest of the run folder they lie in (the nearest of their
+    ``levels`` ancestors holding a manifest), if any: figures ``unseen plot`` writes into a
+    run folder are unseen's, and ``--force`` removes them with the rest."""
+    for path in paths:
+        path = Path(path).resolve()
+        for folder in list(path.parents)[:levels]:
+            manifest = Manifest.read(folder)
+            if manifest is not None:
+                manifest.add(path)
+                break
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``root/run.lock`` while a run writes into ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = Path(root) / LOCK
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`OutputExistsError` naming the holder."""
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): run unlocked
+            return
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise OutputExistsError(
+                    f"another unseen run is writing to {self.path.parent} ({holder}); wait for "
+                    "it to finish, or choose another --out"
+                ) from None
+            except OSError:  # a file system without locks (some network mounts): unlocked
+                os.close(fd)
+                return
+            # The previous holder may have removed the file between our open and flock:
+            # then we locked a deleted file, and must lock the one at the path instead.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        info = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%c')}\n"
+        os.ftruncate(fd, 0)
+        os.write(fd, info.encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+    except OSError:
+        text = ""
+    return text or "its process id is unknown"
+
+
+class RunFolder:
+    """A run's output folder: state before the run, lock, manifest, restore on a failed start.
+
+    Use as a context manager around a run; :meth:`open` inspects and prepares the folder.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.created = False
+        self.lock = RunLock(self.root)
+        self.manifest: Manifest | None = None
+        self._files_before: set[str] = set()
+        self._texts_before: dict[str, str | None] = {}
+        self._log_size: int | None = None
+        self._progress_before: dict[str, int] = {}
+        self._dirs_before: set[str] = set()
+
+    # ------------------------------------------------------------------ state
+    def files(self) -> set[str]:
+        if not self.root.is_dir():
+            return set()
+        return {p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()}
+
+    def progress(self) -> dict[str, int]:
+        """Training-state files and their modification times (ns)."""
+        out = {}
+        for rel in self.files():
+            if Path(rel).name in PROGRESS_FILES:
+                try:
+                    out[rel] = (self.root / rel).stat().st_mtime_ns
+                except FileNotFoundError:
+                    continue
+        return out
+
+    def has_progress(self) -> bool:
+        return bool(self.progress())
+
+    # ------------------------------------------------------------------ lifecycle
+    def open(self) -> None:
+        """Create the folder if needed, take the lock, remember the state to restore."""
+        if self.root.exists() and not self.root.is_dir():
+            raise OutputExistsError(f"output path {self.root} exists and is not a folder")
+        if not self.root.exists():
+            self.root.mkdir(parents=True)
+            self.created = True
+        try:
+            self.lock.acquire()
+        except BaseException:
+            if self.created:
+                shutil.rmtree(self.root, ignore_errors=True)
+            raise
+        self._files_before = self.files()
+        self._dirs_before = {
+            p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_dir()
+        }
+        for name in ("run.yaml", MANIFEST):
+            p = self.root / name
+            self._texts_before[name] = p.read_text() if p.is_file() else None
+        log = self.root / "log.txt"
+        self._log_size = log.stat().st_size if log.is_file() else None
+        self._progress_before = self.progress()
+        self.manifest = Manifest.read(self.root) or Manifest(self.root)
+
+    def record(self, *paths: str | Path) -> None:
+        """Add paths to the manifest (before writing them)."""
+        assert self.manifest is not None
+        self.manifest.add(*paths)
+
+    def clean_for_force(self) -> list[str]:
+        """``--force``: remove what unseen wrote (manifest entries, or legacy names)."""
+        existing = Manifest.read(self.root)
+        kept = existing.remove_all() if existing is not None else remove_legacy(self.root)
+        self.manifest = Manifest(self.root)
+        self._files_before = self.files()
+        return kept
+
+    def restore(self) -> None:
+        """Undo a start that made no progress: the folder is as it was before :meth:`open`."""
+        created_files = self.files() - self._files_before
+        for rel in created_files:
+            if Path(rel).name != LOCK:
+                _remove_file(self.root / rel)
+        for name, text in self._texts_before.items():
+            if text is not None:
+                atomic_write_text(self.root / name, text)
+        log = self.root / "log.txt"
+        if self._log_size is not None and log.is_file():
+            with open(log, "r+b") as f:
+                f.truncate(self._log_size)
+        for folder in sorted(
+            (p for p in self.root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)
+        ):
+            if folder.relative_to(self.root).as_posix() not in self._dirs_before:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
+
+    def close(self, failed: bool) -> None:
+        try:
+            if failed and self.progress() == self._progress_before:
+                self.restore()
+        finally:
+            self.lock.release()
+            if self.created and failed and not any(self.root.iterdir()):
+                shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> RunFolder:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.close(failed=exc_type is not None)
