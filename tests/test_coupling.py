@@ -9,11 +9,16 @@ from torch import nn
 from tinydata import tiny_dataset
 from unseen.classifiers.softmax import SoftmaxClassifier
 from unseen.config import ClassifierConfig
-from unseen.data.task import ZSLTask
+from unseen.data.task import SeenTrainData, ZSLTask
 from unseen.errors import ConfigError
 from unseen.losses.sinkhorn import sinkhorn_distance
 from unseen.methods.clswgan import CLSWGAN
-from unseen.methods.coupling import TLCoupling, class_centres
+from unseen.methods.coupling import (
+    RidgeMap,
+    TLCoupling,
+    class_centres,
+    nearest_semantic_accuracy,
+)
 from unseen.runner import train_and_evaluate
 
 TINY = dict(
@@ -323,3 +328,109 @@ def test_runner_feeds_transformed_features_to_the_classifier(task, monkeypatch):
     assert scored and set(scored) == {width}  # test features transformed the same way
     r = next(iter(res.values()))
     assert 0.0 <= r.h <= 100.0
+
+
+# ---------------------------------------------------------------- health check
+def linear_toy(n_classes: int = 20, n_unseen: int = 5, n_per_class: int = 10, seed: int = 0):
+    """Separable toy: class semantics = a linear function of the class feature means (h = m A).
+
+    More seen classes than feature dimensions, so the seen class means span the feature space
+    and the map extrapolates to the unseen classes. Returns the seen training data (first
+    ``n_classes - n_unseen`` classes) and held-out features / labels / ids of the unseen ones.
+    """
+    g = torch.Generator().manual_seed(seed)
+    d, da = D, DA
+    means = 3.0 * torch.randn(n_classes, d, generator=g)
+    a = torch.randn(d, da, generator=g)
+    labels = torch.arange(n_classes).repeat_interleave(n_per_class)
+    x = means[labels] + 0.1 * torch.randn(len(labels), d, generator=g)
+    sem = means @ a  # class semantics; every image's own x @ a is close to its class's
+    unseen = torch.arange(n_classes - n_unseen, n_classes)
+    is_seen = ~torch.isin(labels, unseen)
+    train = SeenTrainData(
+        features=x[is_seen],
+        labels=labels[is_seen],
+        semantics=sem,
+        seen_classes=torch.arange(n_classes - n_unseen),
+        unseen_classes=unseen,
+        name="linear-toy",
+    )
+    return train, x[~is_seen], labels[~is_seen], unseen
+
+
+def test_nearest_semantic_accuracy_is_per_class_cosine():
+    sem = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    classes = torch.tensor([3, 5, 8])
+    # scale does not matter (cosine); class 5 gets 1 of 2 right, the others all right
+    pred = torch.tensor([[9.0, 0.0], [0.0, 0.1], [1.0, 0.1], [2.0, 2.1]])
+    acc = nearest_semantic_accuracy(pred, torch.tensor([3, 5, 5, 8]), sem, classes)
+    assert acc == pytest.approx((1 + 0.5 + 1) / 3)
+
+
+def test_ridge_map_recovers_a_linear_semantic_map():
+    train, x_u, y_u, unseen = linear_toy()
+    ridge = RidgeMap.fit(train.features, train.labels, train.semantics)
+    sem = train.semantics
+    assert nearest_semantic_accuracy(ridge.predict(x_u), y_u, sem[unseen], unseen) == 1.0
+    # ties go to the largest perfect penalty; a strong one (10x the mean eigenvalue) is not
+    assert ridge.penalty < 10.0
+    # with a tiny penalty the map itself is recovered, not only its cosine directions
+    tiny = RidgeMap.fit(train.features, train.labels, sem, (1e-4,))
+    rel = (tiny.predict(x_u) - sem[y_u].double()).norm() / sem[y_u].double().norm()
+    assert rel < 0.1
+
+
+def test_ridge_penalty_grid_and_split():
+    train = linear_toy()[0]
+    a = RidgeMap.fit(train.features, train.labels, train.semantics)
+    b = RidgeMap.fit(train.features, train.labels, train.semantics)
+    assert a.penalty == b.penalty  # deterministic split (every fifth training class)
+    torch.testing.assert_close(a.weight, b.weight)
+    # a single-value grid is used as is (no split needed)
+    assert RidgeMap.fit(train.features, train.labels, train.semantics, (0.5,)).penalty == 0.5
+    # too few training classes for a class-disjoint split: the fixed rule (penalty 1)
+    two = torch.isin(train.labels, torch.tensor([0, 1]))
+    few = RidgeMap.fit(train.features[two], train.labels[two], train.semantics)
+    assert few.penalty == 1.0
+
+
+def test_health_reports_inference_ridge_and_d2_numbers():
+    train, x_u, y_u, unseen = linear_toy()
+    m = TLCoupling(**TINY).fit(train)
+    report = m.health(x_u, y_u, unseen, train)
+    assert set(report) == {
+        "hhat_zsl_acc",
+        "ridge_zsl_acc",
+        "ridge_penalty",
+        "d2_estimate",
+        "d2_true_vs_other",
+        "inference_warning",
+    }
+    assert all(isinstance(v, float) for v in report.values())
+    assert report["ridge_zsl_acc"] == 100.0  # separable, linear: the baseline is perfect
+    assert 0.0 <= report["hhat_zsl_acc"] <= 100.0
+    # one tiny epoch cannot beat a perfect closed form: the warning fires
+    assert report["inference_warning"] == float(report["hhat_zsl_acc"] < 100.0) == 1.0
+
+
+def test_health_d2_estimate_is_real_minus_inferred_critic_mean():
+    train, x_u, y_u, unseen = linear_toy()
+    m = TLCoupling(**TINY).fit(train)
+    D2, inf = m.nets_["critic_inf"], m.nets_["inference"]
+    with torch.no_grad():
+        h = train.semantics[y_u]
+        expected = D2(h, x_u).mean() - D2(inf(x_u), x_u).mean()
+        other = train.semantics[unseen[(torch.searchsorted(unseen, y_u) + 1) % len(unseen)]]
+        vs_other = D2(h, x_u).mean() - D2(other, x_u).mean()
+    report = m.health(x_u, y_u, unseen, train)
+    assert report["d2_estimate"] == pytest.approx(float(expected), abs=1e-5)
+    assert report["d2_true_vs_other"] == pytest.approx(float(vs_other), abs=1e-5)
+
+
+def test_health_of_s1_is_empty_and_without_d2_has_no_d2_numbers():
+    train, x_u, y_u, unseen = linear_toy()
+    s1 = TLCoupling(**TINY, alpha1=0.0, alpha2=0.0, gamma=0.0, coupled_features=False)
+    assert s1.fit(train).health(x_u, y_u, unseen, train) == {}
+    joint_only = TLCoupling(**TINY, alpha1=0.0).fit(train)  # D2 never trained
+    report = joint_only.health(x_u, y_u, unseen, train)
+    assert "hhat_zsl_acc" in report and "d2_estimate" not in report

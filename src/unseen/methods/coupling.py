@@ -29,10 +29,17 @@ Training order of one generator iteration (:meth:`TLCoupling._train_epoch`):
 
 Modules whose weight is 0 are skipped entirely (alpha1 = 0: no D2 step, no L_inf; alpha2 = 0:
 no D3 step, no L_joint-max), which gives the ablation S1 (generative module only).
+
+Health check (:meth:`TLCoupling.health`, reported by ``unseen diagnose``): the inference module
+only helps if I(x) -> h_hat carries class information beyond what a closed-form linear map
+does, and the adversarial part of Eq. 10-11 only trains I if D2 separates h from h_hat. Both are
+measured on held-out real pseudo-unseen features: the zero-shot accuracy of h_hat against that
+of a ridge regression x -> h (:class:`RidgeMap`), and D2's Wasserstein estimate.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +48,7 @@ from torch import nn
 
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
+from unseen.eval.metrics import per_class_accuracy
 from unseen.losses.adversarial import gradient_penalty
 from unseen.losses.sinkhorn import sinkhorn_distance
 from unseen.methods.base import register
@@ -48,7 +56,13 @@ from unseen.methods.clswgan import CLSWGAN, CLSWGANConfig, _seen_positions
 from unseen.models.coupling import InferenceNetwork, JointCritic
 from unseen.models.mlp import ConditionalCritic, ConditionalGenerator, init_normal
 
-__all__ = ["TLCoupling", "TLCouplingConfig", "class_centres"]
+__all__ = [
+    "RidgeMap",
+    "TLCoupling",
+    "TLCouplingConfig",
+    "class_centres",
+    "nearest_semantic_accuracy",
+]
 
 
 @dataclass
@@ -96,6 +110,99 @@ def class_centres(values: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
     sums = sums.index_add(0, inverse, values)
     counts = torch.bincount(inverse, minlength=len(classes)).to(values.dtype)
     return sums / counts[:, None], classes
+
+
+def nearest_semantic_accuracy(
+    predicted: torch.Tensor,
+    labels: torch.Tensor,
+    class_semantics: torch.Tensor,
+    classes: torch.Tensor,
+) -> float:
+    """Zero-shot per-class top-1 (in [0, 1]) of the nearest-semantics rule.
+
+    Each row of ``predicted`` (an estimate of its image's semantic vector) goes to the class of
+    ``classes`` whose row of ``class_semantics`` has the highest cosine similarity with it;
+    accuracy is averaged per class (the ZSL protocol's T1).
+
+    Example:
+        >>> sem = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> pred = torch.tensor([[2.0, 0.1], [0.3, 0.2], [0.0, 5.0]])
+        >>> nearest_semantic_accuracy(pred, torch.tensor([7, 9, 9]), sem, torch.tensor([7, 9]))
+        0.75
+    """
+    pred = F.normalize(predicted.detach().cpu().double(), dim=1)
+    protos = F.normalize(class_semantics.detach().cpu().double(), dim=1)
+    classes = torch.as_tensor(classes).cpu()
+    guess = classes[(pred @ protos.T).argmax(dim=1)]
+    return per_class_accuracy(labels.cpu().numpy(), guess.numpy(), classes.numpy())
+
+
+#: ridge penalties tried, relative to the mean eigenvalue of the centred feature Gram matrix
+#: (so that the grid does not depend on the feature scale or the number of samples).
+RIDGE_PENALTIES: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+
+
+@dataclass
+class RidgeMap:
+    """Closed-form ridge regression x -> h with an intercept: the inference network's baseline.
+
+    ``h_pred = (x - mean_x) @ weight + mean_h``, with
+    ``weight = (Xc^T Xc + lam I)^-1 Xc^T Hc`` on centred training rows. :meth:`fit` picks lam
+    among ``RIDGE_PENALTIES`` (times the mean eigenvalue of ``Xc^T Xc``) by the zero-shot
+    accuracy on a class-disjoint split of the TRAINING classes only (every fifth class, in
+    sorted order, held out), then refits on all training rows with it.
+    """
+
+    mean_x: torch.Tensor
+    mean_h: torch.Tensor
+    weight: torch.Tensor
+    penalty: float  # relative to the mean eigenvalue (the grid value chosen)
+
+    @staticmethod
+    def _solutions(
+        x: torch.Tensor, h: torch.Tensor, penalties: tuple[float, ...]
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """``(mean_x, mean_h, [weight per penalty])``; one eigendecomposition serves all."""
+        mx, mh = x.mean(0), h.mean(0)
+        xc, hc = x - mx, h - mh
+        evals, evecs = torch.linalg.eigh(xc.T @ xc)
+        scale = evals.clamp_min(0).mean().clamp_min(1e-12)
+        proj = evecs.T @ (xc.T @ hc)
+        weights = [evecs @ (proj / (evals.clamp_min(0) + p * scale)[:, None]) for p in penalties]
+        return mx, mh, weights
+
+    @classmethod
+    def fit(
+        cls,
+        features: torch.Tensor,
+        labels: torch.Tensor,
+        semantics: torch.Tensor,
+        penalties: tuple[float, ...] = RIDGE_PENALTIES,
+    ) -> RidgeMap:
+        """Fit on ``features`` with targets ``semantics[labels]`` (float64 on the CPU)."""
+        x = features.detach().cpu().double()
+        y = labels.detach().cpu().long()
+        sem = semantics.detach().cpu().double()
+        chosen = 1.0 if 1.0 in penalties else penalties[len(penalties) // 2]
+        present = torch.unique(y)
+        held = present[2::5]
+        if len(penalties) > 1 and len(held) >= 2 and len(present) - len(held) >= 2:
+            inner = ~torch.isin(y, held)
+            mx, mh, weights = cls._solutions(x[inner], sem[y[inner]], penalties)
+            x_held, y_held = x[~inner], y[~inner]
+            accs = [
+                nearest_semantic_accuracy((x_held - mx) @ w + mh, y_held, sem[held], held)
+                for w in weights
+            ]
+            # ties go to the larger penalty (the smoother map)
+            best = max(range(len(penalties)), key=lambda i: (accs[i], penalties[i]))
+            chosen = penalties[best]
+        mx, mh, (weight,) = cls._solutions(x, sem[y], (chosen,))
+        return cls(mean_x=mx, mean_h=mh, weight=weight, penalty=float(chosen))
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Estimated semantics of the rows of ``x`` (float64, CPU)."""
+        return (x.detach().cpu().double() - self.mean_x) @ self.weight + self.mean_h
 
 
 @register
@@ -352,6 +459,85 @@ class TLCoupling(CLSWGAN):
             for key, value in parts.items():
                 log(key, value)
         return {k: v / steps for k, v in sums.items()}
+
+    # ------------------------------------------------------------------ health check
+    def _batched(
+        self, fn: Callable[..., torch.Tensor], *tensors: torch.Tensor, batch_size: int = 4096
+    ) -> torch.Tensor:
+        """``fn`` over row batches of ``tensors`` (moved to the device), eval mode, no grad;
+        the output is concatenated on the CPU."""
+        was_training = self.nets_.training
+        self.nets_.eval()
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(tensors[0]), batch_size):
+                out.append(fn(*(t[i : i + batch_size].to(self.device) for t in tensors)).cpu())
+        self.nets_.train(was_training)
+        return torch.cat(out)
+
+    def health(
+        self,
+        real: torch.Tensor,
+        labels: torch.Tensor,
+        classes: torch.Tensor,
+        train: SeenTrainData,
+    ) -> dict[str, float]:
+        """Is the inference module worth its cost? Numbers on held-out real pseudo-unseen data.
+
+        Args:
+            real: held-out real features of the pseudo-unseen ``classes``; ``labels`` their
+                global class ids (neither was ever seen by ``fit``).
+            classes: the pseudo-unseen class ids (the candidates of the zero-shot rule).
+            train: the data the method was fitted on (the ridge baseline's training data).
+
+        Returns:
+            ``{}`` for S1 (alpha1 = alpha2 = 0: I is never trained, so its output is the random
+            initialisation). Otherwise:
+
+            * ``hhat_zsl_acc``: per-class accuracy (%) of assigning each image to the class
+              whose semantic vector is nearest (cosine) to h_hat = I(x) (Sec. 3.2);
+            * ``ridge_zsl_acc``: the same rule with h estimated by :class:`RidgeMap` fitted on
+              ``train`` (penalty chosen on a class-disjoint split of ``train``, never on
+              ``real``), and ``ridge_penalty`` the relative penalty it chose;
+            * ``d2_estimate`` (alpha1 > 0 only, D2 is untrained otherwise): D2's Wasserstein
+              estimate ``E[D2(h, x)] - E[D2(h_hat, x)]`` with h the true class semantics
+              (Eq. 10); a critic that separates real from inferred semantics makes it > 0;
+            * ``d2_true_vs_other`` (alpha1 > 0, >= 2 classes): ``E[D2(h, x)] - E[D2(h', x)]``
+              with h' the semantics of another pseudo-unseen class (the next one in sorted
+              order): > 0 iff D2 prefers the right class for an image, i.e. its conditioning
+              on x is of any use to I;
+            * ``inference_warning``: 1.0 when h_hat classifies worse than the ridge map (I then
+              adds less semantic information to the coupling and to Eq. 15's [x, h_hat, f]
+              than a closed-form regression would).
+        """
+        self._check_fitted()
+        c = self.config
+        if c.alpha1 <= 0 and c.alpha2 <= 0:
+            return {}
+        classes = torch.as_tensor(classes, dtype=torch.long).cpu()
+        labels = torch.as_tensor(labels, dtype=torch.long).cpu()
+        x = real.detach().cpu().float()
+        sem = train.semantics.detach().cpu().float()
+        inf = self.nets_["inference"]
+        protos = sem[classes]
+        h_hat = self._batched(inf, x)
+        out = {"hhat_zsl_acc": 100.0 * nearest_semantic_accuracy(h_hat, labels, protos, classes)}
+        ridge = RidgeMap.fit(train.features, train.labels, sem)
+        h_ridge = ridge.predict(x)
+        out["ridge_zsl_acc"] = 100.0 * nearest_semantic_accuracy(h_ridge, labels, protos, classes)
+        out["ridge_penalty"] = ridge.penalty
+        if c.alpha1 > 0:
+            D2 = self.nets_["critic_inf"]
+            h = sem[labels]
+            d_real = self._batched(D2, h, x)
+            d_fake = self._batched(lambda hb, xb: D2(inf(xb), xb), x, x)
+            out["d2_estimate"] = float(d_real.mean() - d_fake.mean())
+            if len(classes) >= 2:
+                pos = torch.searchsorted(classes, labels)
+                other = sem[classes[(pos + 1) % len(classes)]]
+                out["d2_true_vs_other"] = float(d_real.mean() - self._batched(D2, other, x).mean())
+        out["inference_warning"] = float(out["hhat_zsl_acc"] < out["ridge_zsl_acc"])
+        return out
 
     # ------------------------------------------------------------------ recognition
     def recognition_layout(self) -> dict[str, tuple[int, int]]:
