@@ -8,6 +8,7 @@ appear in the message. After every case the scratch folder's user files are comp
 their contents before the command.
 """
 
+# ruff: noqa: E501  (the case tables read best one case per line)
 from __future__ import annotations
 
 import hashlib
@@ -168,3 +169,300 @@ def test_unexpected_errors_are_one_paragraph_and_debug_shows_them(capsys, monkey
     monkeypatch.setenv("UNSEEN_DEBUG", "1")
     with pytest.raises(ValueError):
         main(["methods"])
+
+
+# ---------------------------------------------------------------------- data files
+def _native(path: Path, **changes) -> Path:
+    """A valid native dataset (the tiny synthetic one) with ``changes`` applied."""
+    import numpy as np
+
+    from tinydata import tiny_dataset
+
+    ds = tiny_dataset(n_per_class=10)
+    data = {
+        "features": ds.features,
+        "labels": ds.labels,
+        "semantics": ds.semantics,
+        "class_names": np.array(ds.class_names, dtype=str),
+        "trainval": ds.trainval,
+        "test_seen": ds.test_seen,
+        "test_unseen": ds.test_unseen,
+    }
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key)
+        else:
+            data[key] = value(data) if callable(value) else value
+    np.savez(path, **data)
+    return path
+
+
+def _bad_data(folder: Path) -> None:
+    import numpy as np
+
+    empty = np.array([], dtype=np.int64)
+    _native(folder / "no_test_seen.npz", test_seen=empty)
+    _native(folder / "no_test_unseen.npz", test_unseen=empty)
+    _native(folder / "no_trainval.npz", trainval=empty)
+    _native(folder / "zero_dim.npz", features=lambda d: d["features"][:, :0])
+    _native(
+        folder / "dup_index.npz",
+        trainval=lambda d: np.concatenate([d["trainval"], d["trainval"][:2]]),
+    )
+    _native(
+        folder / "overlap.npz",
+        test_seen=lambda d: np.concatenate([d["test_seen"], d["trainval"][:1]]),
+    )
+    _native(folder / "constant.npz", features=lambda d: np.ones_like(d["features"]))
+    _native(
+        folder / "nan.npz",
+        features=lambda d: np.where(
+            np.arange(d["features"].size).reshape(d["features"].shape) == 7, np.nan, d["features"]
+        ),
+    )
+    _native(folder / "labels_range.npz", labels=lambda d: d["labels"] + 100)
+    _native(folder / "sem_nan.npz", semantics=lambda d: d["semantics"] * np.nan)
+    _native(folder / "names.npz", class_names=lambda d: d["class_names"][:-1])
+    _native(folder / "no_features.npz", features=None)
+    _native(folder / "feat_3d.npz", features=lambda d: d["features"][:, :, None])
+    _native(folder / "split_range.npz", test_unseen=lambda d: d["test_unseen"] + 1000)
+    _native(
+        folder / "seen_unseen.npz",
+        test_unseen=lambda d: np.concatenate([d["test_unseen"], d["test_seen"][:1]]),
+    )
+    (folder / "text.npz").write_text("features,labels\n")
+    np.save(folder / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+
+
+DATA = ["run", "meanreg", "--out", "{tmp}/o", "--dataset"]
+DATA_CASES = [
+    ("empty test_seen", [*DATA, "{tmp}/data/no_test_seen.npz"], "test_seen' is empty"),
+    ("empty test_unseen", [*DATA, "{tmp}/data/no_test_unseen.npz"], "test_unseen' is empty"),
+    ("empty trainval", [*DATA, "{tmp}/data/no_trainval.npz"], "trainval' is empty"),
+    ("0-d features", [*DATA, "{tmp}/data/zero_dim.npz"], "0 dimensions"),
+    ("duplicated index", [*DATA, "{tmp}/data/dup_index.npz"], "more than once"),
+    ("splits overlap", [*DATA, "{tmp}/data/overlap.npz"], "share 1 image"),
+    ("constant features", [*DATA, "{tmp}/data/constant.npz"], "constant"),
+    ("NaN features", [*DATA, "{tmp}/data/nan.npz"], "NaN"),
+    ("labels out of range", [*DATA, "{tmp}/data/labels_range.npz"], "labels range"),
+    ("NaN semantics", [*DATA, "{tmp}/data/sem_nan.npz"], "NaN"),
+    ("class names count", [*DATA, "{tmp}/data/names.npz"], "class_names"),
+    ("no features", [*DATA, "{tmp}/data/no_features.npz"], "features"),
+    ("3-d features", [*DATA, "{tmp}/data/feat_3d.npz"], "2-D"),
+    ("split out of range", [*DATA, "{tmp}/data/split_range.npz"], "indexes image"),
+    ("seen class unseen", [*DATA, "{tmp}/data/seen_unseen.npz"], "disjoint"),
+    ("not an npz", [*DATA, "{tmp}/data/text.npz"], "text.npz"),
+    ("npz missing", [*DATA, "{tmp}/data/nope.npz"], "nope.npz"),
+    ("xlsa17 root missing", [*DATA, "FLO", "--data-root", "{tmp}/nope"], "nope"),
+    ("xlsa17 root is a file", [*DATA, "FLO", "--data-root", "{tmp}/data/text.npz"], "text.npz"),
+    ("xlsa17 name unknown", [*DATA, "MARS", "--data-root", "{tmp}/data"], "MARS"),
+    ("synthetic unknown", [*DATA, "MARS-synthetic", "--data-root", "{tmp}/data"], "MARS"),
+    ("datasets root missing", ["datasets", "--data-root", "{tmp}/nope"], "nope"),
+    ("datasets root empty", ["datasets", "--data-root", "{tmp}/data"], "no dataset"),
+    ("convert root missing", ["convert", "--data-root", "{tmp}/nope", "--dataset", "FLO",
+                              "--out", "{tmp}/x.npz"], "nope"),
+]  # fmt: skip
+
+
+@pytest.fixture
+def bad_data(tmp_path: Path) -> Path:
+    (tmp_path / "data").mkdir()
+    _bad_data(tmp_path / "data")
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"), [c[1:] for c in DATA_CASES], ids=[c[0] for c in DATA_CASES]
+)
+def test_bad_data(capsys, tmp_path, bad_data, argv, needle):
+    _run_case(capsys, tmp_path, argv, needle)
+
+
+def test_one_pseudo_unseen_class_is_warned_about(capsys, tmp_path):
+    import numpy as np
+
+    path = _native(tmp_path / "one.npz", val_classes=np.array([0]))
+    argv = ["run", "meanreg", "--dataset", str(path), "--out", str(tmp_path / "o"), "--seeds",
+            "0", "--set", "method.epochs=1", "--set", "selection.eval_every=1", "--set",
+            "selection.n_synthetic=[5]", "--set", "classifier.epochs=1", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "single pseudo-unseen class" in out
+    results = (tmp_path / "o" / "results.json").read_text()
+    assert "single pseudo-unseen class" in results
+
+
+# ---------------------------------------------------------------------- a finished run
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> dict[str, Path]:
+    """A tiny finished run on the demo problem, its artefact and a fitting features file."""
+    import numpy as np
+
+    root = tmp_path_factory.mktemp("finished")
+    run = root / "run"
+    argv = ["run", "meanreg", "--dataset", "demo", "--out", str(run), "--seeds", "0",
+            "--set", "method.epochs=2", "--set", "selection.eval_every=2", "--set",
+            "selection.n_synthetic=[20]", "--set", "classifier.epochs=2", "--set",
+            "selection.health=false", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert main(["export", str(run), "--out", str(root / "m.unseen")]) == 0
+    np.save(root / "x.npy", np.random.default_rng(0).random((5, 64)).astype(np.float32))
+    return {"run": run, "art": root / "m.unseen", "feats": root / "x.npy"}
+
+
+def _broken_copies(tmp: Path, finished: dict[str, Path]) -> None:
+    import shutil
+
+    import numpy as np
+
+    shutil.copytree(finished["run"], tmp / "corrupt")
+    (tmp / "corrupt" / "results.json").write_text('{"method": "meanreg", "summ')
+    shutil.copytree(finished["run"], tmp / "noyaml")
+    (tmp / "noyaml" / "run.yaml").unlink()
+    shutil.copytree(finished["run"], tmp / "badyaml")
+    (tmp / "badyaml" / "run.yaml").write_text("method: [unclosed\n")
+    shutil.copytree(finished["run"], tmp / "nomodel")
+    (tmp / "nomodel" / "seed_0" / "model.pt").unlink()
+    data = finished["art"].read_bytes()
+    (tmp / "half.unseen").write_bytes(data[: len(data) // 2])
+    (tmp / "zero.unseen").write_bytes(b"\0" * 1024)
+    np.save(tmp / "x_wrong.npy", np.zeros((3, 7), dtype=np.float32))
+    np.save(tmp / "x_nan.npy", np.full((3, 64), np.nan, dtype=np.float32))
+    (tmp / "x.txt").write_text("1 2 3\n")
+    (tmp / "new_bad.csv").write_text("okapi,1,2\n")
+    (tmp / "new_dup.csv").write_text("demo_00," + ",".join(["0.1"] * 32) + "\n")
+    (tmp / "new_nan.csv").write_text("okapi," + ",".join(["nan"] * 32) + "\n")
+    (tmp / "texts.json").write_text('{"okapi": "a striped animal"}')
+
+
+PREDICT = ["predict", "{art}", "--features", "{feats}"]
+RUN_CASES = [
+    ("export corrupt results", ["export", "{tmp}/corrupt", "--out", "{tmp}/a.unseen"], "results.json"),
+    ("export no run.yaml", ["export", "{tmp}/noyaml", "--out", "{tmp}/a.unseen"], "run.yaml"),
+    ("export bad run.yaml", ["export", "{tmp}/badyaml", "--out", "{tmp}/a.unseen"], "run.yaml"),
+    ("export no model", ["export", "{tmp}/nomodel", "--out", "{tmp}/a.unseen"], "model.pt"),
+    ("export unknown seed", ["export", "{run}", "--seed", "7", "--out", "{tmp}/a.unseen"], "seed"),
+    ("export out exists", ["export", "{run}", "--out", "{tmp}/user/notes.txt"], "--force"),
+    ("export not a run", ["export", "{tmp}/user", "--out", "{tmp}/a.unseen"], "user"),
+    ("export device", ["export", "{run}", "--out", "{tmp}/a.unseen", "--device", "tpu"], "tpu"),
+    ("predict n_synthetic -5", [*PREDICT, "--new-classes", "{tmp}/new_dup.csv", "--n-synthetic", "-5"], "--n-synthetic"),
+    ("predict n_synthetic 0", [*PREDICT, "--n-synthetic", "0"], "--n-synthetic"),
+    ("predict top-k 0", [*PREDICT, "--top-k", "0"], "--top-k"),
+    ("predict top-k -2", [*PREDICT, "--top-k", "-2"], "--top-k"),
+    ("predict seed -1", [*PREDICT, "--seed", "-1"], "--seed"),
+    ("predict wrong dims", ["predict", "{art}", "--features", "{tmp}/x_wrong.npy"], "64"),
+    ("predict NaN features", ["predict", "{art}", "--features", "{tmp}/x_nan.npy"], "NaN"),
+    ("predict features missing", ["predict", "{art}", "--features", "{tmp}/nope.npy"], "nope.npy"),
+    ("predict features format", ["predict", "{art}", "--features", "{tmp}/x.txt"], "x.txt"),
+    ("predict half artefact", ["predict", "{tmp}/half.unseen", "--features", "{feats}"], "truncated or corrupt"),
+    ("predict zero artefact", ["predict", "{tmp}/zero.unseen", "--features", "{feats}"], "truncated or corrupt"),
+    ("predict model.pt", ["predict", "{run}/seed_0/model.pt", "--features", "{feats}"], "unseen export"),
+    ("predict artefact folder", ["predict", "{tmp}/user", "--features", "{feats}"], "is a folder"),
+    ("predict new wrong dims", [*PREDICT, "--new-classes", "{tmp}/new_bad.csv"], "32-d"),
+    ("predict new taken name", [*PREDICT, "--new-classes", "{tmp}/new_dup.csv"], "demo_00"),
+    ("predict new NaN", [*PREDICT, "--new-classes", "{tmp}/new_nan.csv"], "NaN"),
+    ("predict text not allowed", [*PREDICT, "--new-text", "{tmp}/texts.json"], "text"),
+    ("predict out exists", [*PREDICT, "--out", "{tmp}/user/notes.txt"], "--force"),
+    ("predict calibrated after add", [*PREDICT, "--new-classes", "{tmp}/new_dup.csv", "--new-names", "okapi", "--calibrated"], "gamma"),
+    ("plot bars metric", ["plot", "bars", "{run}", "--metrics", "acc", "--out", "{tmp}/f"], "acc"),
+    ("plot bars not a run", ["plot", "bars", "{tmp}/user", "--out", "{tmp}/f"], "user"),
+    ("plot curves corrupt", ["plot", "curves", "{tmp}/corrupt", "--out", "{tmp}/f"], "results.json"),
+    ("plot tsne per-class 0", ["plot", "tsne", "{run}", "--per-class", "0", "--out", "{tmp}/f"], "--per-class"),
+    ("plot tsne classes 0", ["plot", "tsne", "{run}", "--max-classes", "0", "--out", "{tmp}/f"], "--max-classes"),
+    ("plot tsne seed", ["plot", "tsne", "{run}", "--seed", "9", "--out", "{tmp}/f"], "--seed 9"),
+    ("plot out exists", ["plot", "curves", "{run}", "--out", "{tmp}/user/fig"], "--force"),
+    ("diagnose not a run", ["diagnose", "{tmp}/user"], "run.yaml"),
+    ("run finished again", ["run", "meanreg", "--dataset", "demo", "--out", "{run}", "--seeds", "0"], "another config"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"), [c[1:] for c in RUN_CASES], ids=[c[0] for c in RUN_CASES]
+)
+def test_bad_use_of_a_finished_run(capsys, tmp_path, finished, argv, needle):
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "fig.png").write_bytes(b"my figure")
+    _broken_copies(tmp_path, finished)
+    before = _snapshot(finished["run"].parent)
+    _run_case(capsys, tmp_path, argv, needle, **{k: str(v) for k, v in finished.items()})
+    assert _snapshot(finished["run"].parent) == before, "the finished run was modified"
+
+
+# ---------------------------------------------------------------------- other commands
+OTHER_CASES = [
+    ("extract batch 0", ["extract", "{tmp}/user", "--out", "{tmp}/f.npz", "--batch-size", "0"], "--batch-size"),
+    ("extract image 0", ["extract", "{tmp}/user", "--out", "{tmp}/f.npz", "--image-size", "0"], "--image-size"),
+    ("extract workers -1", ["extract", "{tmp}/user", "--out", "{tmp}/f.npz", "--workers", "-1"], "--workers"),
+    ("extract fraction 1", ["extract", "{tmp}/user", "--out", "{tmp}/f.npz", "--test-fraction", "1"], "--test-fraction"),
+    ("extract no images", ["extract", "{tmp}/user", "--out", "{tmp}/f.npz", "--backbone", "efficientnet-lite0", "--weights", "random"], "class sub-folders"),
+    ("extract missing", ["extract", "{tmp}/nope", "--out", "{tmp}/f.npz"], "nope"),
+    ("extract backbone", ["extract", "{tmp}/user", "--out", "{tmp}/f.npz", "--backbone", "vgg"], "vgg"),
+    ("extract out exists", ["extract", "{tmp}/user", "--out", "{tmp}/user/notes.txt"], "--force"),
+    ("toy epochs 0", ["toy", "--out", "{tmp}/t", "--epochs", "0"], "--epochs"),
+    ("toy hidden 0", ["toy", "--out", "{tmp}/t", "--hidden", "0"], "--hidden"),
+    ("toy panels", ["toy", "--out", "{tmp}/t", "--panels", "xyz"], "--panels"),
+    ("toy seed -1", ["toy", "--out", "{tmp}/t", "--seed", "-1"], "--seed"),
+    ("toy seeds -1", ["toy", "--out", "{tmp}/t", "--seeds", "0", "-1"], "--seed"),
+    ("toy scale 0", ["toy", "--out", "{tmp}/t", "--semantic-scale", "0"], "--semantic-scale"),
+    ("toy scale nan", ["toy", "--out", "{tmp}/t", "--semantic-scale", "nan"], "--semantic-scale"),
+    ("bench jobs 0", ["bench", "configs/bench/tiny.yaml", "--jobs", "0", "--out", "{tmp}/b"], "--jobs"),
+    ("bench threads 0", ["bench", "configs/bench/tiny.yaml", "--threads", "0", "--out", "{tmp}/b"], "--threads"),
+    ("bench grid key", ["bench", "{tmp}/g_key.yaml", "--list", "--out", "{tmp}/b"], "colour"),
+    ("bench grid entries", ["bench", "{tmp}/g_entries.yaml", "--list", "--out", "{tmp}/b"], "entries"),
+    ("bench grid method", ["bench", "{tmp}/g_method.yaml", "--list", "--out", "{tmp}/b"], "--plugin"),
+    ("bench grid config", ["bench", "{tmp}/g_config.yaml", "--list", "--out", "{tmp}/b"], "nowhere.yaml"),
+    ("bench grid set", ["bench", "{tmp}/g_set.yaml", "--list", "--out", "{tmp}/b"], "no_such_key"),
+    ("bench grid datasets", ["bench", "{tmp}/g_datasets.yaml", "--list", "--out", "{tmp}/b"], "datasets"),
+    ("sweep space", ["sweep", "{tmp}/s_space.yaml", "--out", "{tmp}/s"], "space"),
+    ("sweep range", ["sweep", "{tmp}/s_range.yaml", "--out", "{tmp}/s"], "low < high"),
+    ("sweep trials 0", ["sweep", "configs/bench/sweeps/tiny.yaml", "--trials", "0", "--out", "{tmp}/s"], "--trials"),
+    ("sweep grid of ranges", ["sweep", "{tmp}/s_grid.yaml", "--out", "{tmp}/s"], "choices"),
+    ("sweep missing method", ["sweep", "{tmp}/s_nomethod.yaml", "--out", "{tmp}/s"], "method"),
+    ("data fetch unknown", ["data", "fetch", "MARS", "--root", "{tmp}/d"], "MARS"),
+    ("data fetch archive", ["data", "fetch", "FLO", "--root", "{tmp}/d", "--archive", "{tmp}/nope.zip"], "nope.zip"),
+    ("data fetch bad zip", ["data", "fetch", "FLO", "--root", "{tmp}/d", "--archive", "{tmp}/user/notes.txt"], "notes.txt"),
+    ("run unknown method", ["run", "nosuch", "--dataset", "demo", "--out", "{tmp}/o"], "--plugin"),
+    ("run device", ["run", "meanreg", "--dataset", "demo", "--out", "{tmp}/o", "--device", "tpu"], "tpu"),
+    ("run cuda missing", ["run", "meanreg", "--dataset", "demo", "--out", "{tmp}/o", "--device", "cuda:7"], "cuda:7"),
+    ("demo device", ["demo", "--device", "tpu"], "tpu"),
+    ("embed-texts missing", ["embed-texts", "{tmp}/nope.json", "--out", "{tmp}/e.npz"], "nope.json"),
+]  # fmt: skip
+
+
+def _bad_files(tmp: Path) -> None:
+    import yaml
+
+    tiny = yaml.safe_load(Path("configs/bench/tiny.yaml").read_text())
+    for name, change in {
+        "g_key": {"colour": "red"},
+        "g_entries": {"entries": "clswgan"},
+        "g_method": {"entries": [{"method": "nosuch"}]},
+        "g_config": {"entries": [{"method": "cvae", "config": "nowhere.yaml"}]},
+        "g_set": {"entries": [{"method": "cvae", "set": {"method.no_such_key": 1}}]},
+        "g_datasets": {"datasets": "demo"},
+    }.items():
+        (tmp / f"{name}.yaml").write_text(yaml.safe_dump({**tiny, **change}))
+    sweep = yaml.safe_load(Path("configs/bench/sweeps/tiny.yaml").read_text())
+    for name, change in {
+        "s_space": {"space": [1, 2]},
+        "s_range": {"sampler": "tpe", "space": {"method.lr": {"log": [1.0, 0.1]}}},
+        "s_grid": {"space": {"method.lr": {"log": [0.001, 0.1]}}},
+        "s_nomethod": {"method": None},
+    }.items():
+        data = {**sweep, **change}
+        (tmp / f"{name}.yaml").write_text(
+            yaml.safe_dump({k: v for k, v in data.items() if v is not None})
+        )
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"), [c[1:] for c in OTHER_CASES], ids=[c[0] for c in OTHER_CASES]
+)
+def test_bad_use_of_other_commands(capsys, tmp_path, monkeypatch, argv, needle):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    (tmp_path / "user").mkdir()
+    _bad_files(tmp_path)
+    _run_case(capsys, tmp_path, argv, needle)

@@ -70,7 +70,7 @@ def test_round_trip_synthetic(tmp_path: Path) -> None:
 def test_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "toy.npz"
     save_native(toy_dataset(n_per_class=4), path)
-    with pytest.raises(OutputExistsError, match=r"toy\.npz already exists.*overwrite=True"):
+    with pytest.raises(OutputExistsError, match=r"toy\.npz already exists.*--force"):
         save_native(toy_dataset(n_per_class=6), path)
     assert load_native(path).features.shape[0] == 4 * 4 + 3 * 2
     save_native(toy_dataset(n_per_class=6), path, overwrite=True)

@@ -169,7 +169,7 @@ def test_a_folder_of_runs_stands_for_all_of_them(runs, tmp_path):
         (["curves", "{tmp}"], "not an unseen run folder"),
         (["curves", "{unfinished}"], "no results.json"),
         (["tsne", "{real}", "--seed", "7"], "has seeds 0, 1"),
-        (["tsne", "{real}", "--max-classes", "20"], "at most 9"),
+        (["tsne", "{real}", "--max-classes", "20"], "<= 9"),
         (["bars", "{real}", "{synthetic}", "--out", "{tmp}/x"], "never mixed"),
         (["bars", "{real}", "--metrics", "h", "accuracy"], "unknown ['accuracy']"),
         (["bars", "{real}", "{real}"], "pass --out"),

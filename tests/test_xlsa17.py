@@ -193,7 +193,7 @@ def test_err_original_att_absent(tiny_xlsa17: Factory) -> None:
 
 def test_err_missing_features_file(tiny_xlsa17: Factory) -> None:
     root = tiny_xlsa17(features_file="effnet.mat")
-    with pytest.raises(DataError, match=r"res101\.mat not found.*features=.*'effnet\.mat'"):
+    with pytest.raises(DataError, match=r"res101\.mat not found.*data.features=effnet\.mat"):
         load_xlsa17(root, "TINY")
     report = inspect_xlsa17(root, "TINY")  # inspect never fails on a missing features file
     assert not report.features_present and report.features_file.endswith("res101.mat")

@@ -328,6 +328,28 @@ def load_artifact(path: str | Path, device: str = "cpu") -> Artifact:
 
 
 # ---------------------------------------------------------------------- export a run
+def read_finished_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``run.yaml`` and ``results.json`` of a finished run, or a :class:`DataError` naming
+    the file that is missing, unreadable or not written by ``unseen run``."""
+    try:
+        cfg = yaml.safe_load((run_dir / "run.yaml").read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise DataError(f"{run_dir}/run.yaml is not readable YAML ({exc})") from None
+    try:
+        results = json.loads((run_dir / "results.json").read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"{run_dir}/results.json is not readable JSON ({exc}); it is damaged: rerun the "
+            "run with --force to write it again"
+        ) from None
+    if not isinstance(cfg, dict) or "data" not in cfg or "classifier" not in cfg:
+        raise DataError(f"{run_dir}/run.yaml was not written by `unseen run`")
+    choice = results.get("validation", {}).get("choice") if isinstance(results, dict) else None
+    if not isinstance(choice, dict) or "n_synthetic" not in choice:
+        raise DataError(f"{run_dir}/results.json holds no validation choice: not a finished run")
+    return cfg, results
+
+
 def export_run(
     run_dir: str | Path,
     out: str | Path,
@@ -370,8 +392,7 @@ def export_run(
                 f"{run_dir} holds no finished unseen run ({need} is missing); run "
                 "`unseen run ... --out RUN_DIR` to the end first"
             )
-    cfg = yaml.safe_load((run_dir / "run.yaml").read_text())
-    results = json.loads((run_dir / "results.json").read_text())
+    cfg, results = read_finished_run(run_dir)
     seeds = [int(s) for s in cfg.get("seeds", [])]
     seed = seeds[0] if seed is None else int(seed)
     mpath = run_dir / f"seed_{seed}" / "model.pt"

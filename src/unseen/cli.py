@@ -262,11 +262,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_toy(args: argparse.Namespace) -> int:
+    from unseen.config import MAX_SEED, check_number
     from unseen.studies.izf_toy import PANELS, run_toy_seeds, run_toy_study
 
     bad = sorted(set(args.panels) - set(PANELS))
     if bad or not args.panels:
         raise ConfigError(f"--panels takes letters from {''.join(PANELS)}, got {args.panels!r}")
+    check_number("--epochs", args.epochs, lo=1, integer=True)
+    check_number("--hidden", args.hidden, lo=1, integer=True)
+    check_number("--semantic-scale", args.semantic_scale, lo=0, lo_open=True)
+    for seed in [args.seed, *(args.seeds or [])]:
+        check_number("--seed(s)", seed, lo=0, hi=MAX_SEED, integer=True)
     if args.seeds:
         run_toy_seeds(
             args.out,

@@ -36,6 +36,7 @@ __all__ = [
     "DataConfig",
     "RunConfig",
     "SelectionConfig",
+    "check_number",
     "config_search_dirs",
     "find_config_file",
     "load_yaml",
@@ -352,7 +353,7 @@ _CLASSIFIER_KINDS = ("softmax", "bilinear", "prototype", "method")
 MAX_SEED = 2**32 - 1
 
 
-def _number(
+def check_number(
     where: str,
     value: Any,
     *,
@@ -362,7 +363,10 @@ def _number(
     hi_open: bool = False,
     integer: bool = False,
 ) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is a finite number in the given range."""
+    """Raise :class:`ConfigError` unless ``value`` is a finite number in the given range.
+
+    ``where`` names the value as the user gave it (``classifier.lr``, ``--top-k``).
+    """
     kind = "an integer" if integer else "a number"
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     if ok and integer and not isinstance(value, int):
@@ -421,15 +425,15 @@ def validate_run_config(cfg: RunConfig) -> None:
         raise ConfigError(f"unknown classifier.kind {c.kind!r}; valid: {_CLASSIFIER_KINDS}")
     if c.zsl_train not in ("synthetic", "all"):
         raise ConfigError(f"classifier.zsl_train must be 'synthetic' or 'all', got {c.zsl_train!r}")
-    _number("classifier.lr", c.lr, lo=0, lo_open=True)
-    _number("classifier.epochs", c.epochs, lo=1, integer=True)
-    _number("classifier.batch_size", c.batch_size, lo=1, integer=True)
-    _number("classifier.beta1", c.beta1, lo=0, hi=1, hi_open=True)
-    _number("classifier.momentum", c.momentum, lo=0, hi=1, hi_open=True)
-    _number("classifier.weight_decay", c.weight_decay, lo=0)
-    _number("classifier.lr_decay", c.lr_decay, lo=0, lo_open=True, hi=1)
-    _number("selection.holdout", s.holdout, lo=0, lo_open=True, hi=1, hi_open=True)
-    _number("selection.eval_every", s.eval_every, lo=1, integer=True)
+    check_number("classifier.lr", c.lr, lo=0, lo_open=True)
+    check_number("classifier.epochs", c.epochs, lo=1, integer=True)
+    check_number("classifier.batch_size", c.batch_size, lo=1, integer=True)
+    check_number("classifier.beta1", c.beta1, lo=0, hi=1, hi_open=True)
+    check_number("classifier.momentum", c.momentum, lo=0, hi=1, hi_open=True)
+    check_number("classifier.weight_decay", c.weight_decay, lo=0)
+    check_number("classifier.lr_decay", c.lr_decay, lo=0, lo_open=True, hi=1)
+    check_number("selection.holdout", s.holdout, lo=0, lo_open=True, hi=1, hi_open=True)
+    check_number("selection.eval_every", s.eval_every, lo=1, integer=True)
     if s.criterion not in ("h", "h_cal"):
         raise ConfigError(f"selection.criterion must be 'h' or 'h_cal', got {s.criterion!r}")
     n_syn = _counts("selection.n_synthetic", s.n_synthetic)
@@ -443,7 +447,7 @@ def validate_run_config(cfg: RunConfig) -> None:
     if not cfg.seeds:
         raise ConfigError("at least one seed is needed")
     for seed in cfg.seeds:
-        _number("a seed (--seeds)", seed, lo=0, hi=MAX_SEED, integer=True)
+        check_number("a seed (--seeds)", seed, lo=0, hi=MAX_SEED, integer=True)
     if len(set(cfg.seeds)) != len(cfg.seeds):
         raise ConfigError(f"--seeds lists a seed twice: {cfg.seeds}")
     if not isinstance(cfg.device, str) or not cfg.device:

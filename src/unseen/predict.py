@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from unseen.artifact import Artifact, prepare_semantics
+from unseen.config import check_number
 from unseen.errors import ConfigError, DataError, OutputExistsError
 
 __all__ = [
@@ -264,6 +265,8 @@ def add_classes(
     c0 = len(art.class_names)
     new_ids = torch.arange(c0, c0 + len(names))
     classes = torch.cat([art.classes, new_ids])
+    if n_synthetic is not None:
+        check_number("--n-synthetic", n_synthetic, lo=1, integer=True)
     n = int(n_synthetic or art.n_synthetic)
     method = art.method
     ccfg = art.classifier_config
@@ -317,6 +320,7 @@ def predict(
             "this artefact has no calibration gamma (none chosen on validation, or classes were "
             "added: gamma belongs to the classifier trained on real seen features)"
         )
+    check_number("--top-k", top_k, lo=1, integer=True)
     x = torch.as_tensor(features, dtype=torch.float32) if preprocessed else art.preprocess(features)
     scores = art.scorer().predict_scores(x).numpy()
     classes = art.classes.numpy()

@@ -379,6 +379,20 @@ def select_on_validation(
     sel = cfg.selection
     seed = cfg.seeds[0]
     val = task.validation(holdout=sel.holdout, seed=seed)
+    warnings = []
+    if len(val.unseen_classes) < 2:
+        warnings.append(
+            "the validation problem has a single pseudo-unseen class: its T1 is 100 by "
+            "construction and the calibration gamma is chosen on one class, so the choice is "
+            "weak; give the dataset more seen classes or a train/val class split (val_classes) "
+            "with at least 2 validation classes"
+        )
+    for w in warnings:
+        msg = f"[validation] WARNING: {w}"
+        if out is not None:
+            _log(out, msg, echo)
+        elif echo:
+            print(msg, flush=True)
     records_path = out / "validation" / "records.json" if out else None
     records: list[dict[str, Any]] = []
     if records_path and records_path.exists():
@@ -446,6 +460,8 @@ def select_on_validation(
         "validation_task": val.describe(),
         "seconds": round(time.time() - t0, 1),
     }
+    if warnings:
+        choice["warnings"] = warnings
     at_choice = [h for h in health if h["epoch"] == best["epoch"]]
     if at_choice:
         choice["health"] = at_choice[0]

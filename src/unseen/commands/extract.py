@@ -41,8 +41,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     from unseen.cli import _check_device
-    from unseen.extract import extract
+    from unseen.config import MAX_SEED, check_number
+    from unseen.errors import ConfigError
+    from unseen.extract import BACKBONES, extract
 
+    if args.backbone not in BACKBONES:
+        raise ConfigError(
+            f"unknown --backbone {args.backbone!r}; available: {', '.join(BACKBONES)}"
+        )
+    check_number("--batch-size", args.batch_size, lo=1, integer=True)
+    check_number("--image-size", args.image_size, lo=32, integer=True)
+    check_number("--workers", args.workers, lo=0, integer=True)
+    check_number("--test-fraction", args.test_fraction, lo=0, hi=1, hi_open=True)
+    check_number("--seed", args.seed, lo=0, hi=MAX_SEED, integer=True)
     _check_device(args.device)
     info = extract(
         args.images,

@@ -138,12 +138,13 @@ def _check_device(device: str) -> None:
 
 
 def _cmd_tsne(args: argparse.Namespace) -> int:
+    from unseen.config import check_number
     from unseen.plot.figures import tsne_embedding, tsne_figure
     from unseen.plot.runs import RunFolder, rebuild, sample_points
     from unseen.plot.style import TOL_MUTED, save_figure, title
 
-    if args.max_classes > len(TOL_MUTED):
-        raise ConfigError(f"--max-classes is at most {len(TOL_MUTED)} (distinct colours)")
+    check_number("--max-classes", args.max_classes, lo=1, hi=len(TOL_MUTED), integer=True)
+    check_number("--per-class", args.per_class, lo=1, integer=True)
     _check_device(args.device)
     run = RunFolder.open(args.run)
     rb = rebuild(run, args.seed, data_root=args.data_root, device=args.device)

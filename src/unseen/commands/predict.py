@@ -86,7 +86,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from unseen.artifact import export_run
+    from unseen.cli import _check_device
     from unseen.predict import TEXT_MODELS
+
+    _check_device(args.device)
 
     embedder = None
     if args.text_embedder:
@@ -142,6 +145,8 @@ def _check_text_allowed(art, model: str | None = None) -> str:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from unseen.artifact import load_artifact
+    from unseen.cli import _check_device
+    from unseen.config import MAX_SEED, check_number
     from unseen.errors import ConfigError, OutputExistsError
     from unseen.predict import (
         add_classes,
@@ -153,10 +158,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         write_predictions,
     )
 
+    check_number("--top-k", args.top_k, lo=1, integer=True)
+    check_number("--seed", args.seed, lo=0, hi=MAX_SEED, integer=True)
+    if args.calibrated and (args.new_classes or args.new_text):
+        raise ConfigError(
+            "--calibrated cannot be combined with new classes: the validation gamma belongs to "
+            "the classifier trained on real seen features, and adding classes refits it on "
+            "generator samples"
+        )
+    if args.new_classes and args.new_text:
+        raise ConfigError("give new classes either as vectors (--new-classes) or as text")
+    if args.n_synthetic is not None:
+        check_number("--n-synthetic", args.n_synthetic, lo=1, integer=True)
+    _check_device(args.device)
     for path in (args.out, args.save_artifact):
         if path and Path(path).exists() and not args.force:
             raise OutputExistsError(f"{path} already exists; pass --force to replace it")
     art = load_artifact(args.artifact, device=args.device)
+
     x = load_features(args.features, art.feature_dim, args.key)
     if args.new_classes and args.new_text:
         raise ConfigError("give new classes either as vectors (--new-classes) or as text")
@@ -183,6 +202,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if args.save_artifact:
             art.save(args.save_artifact, overwrite=args.force)
             print(f"wrote {args.save_artifact}", file=sys.stderr)
+    if args.top_k > len(art.classes):
+        print(
+            f"note: --top-k {args.top_k} but the model knows {len(art.classes)} classes; "
+            f"listing {len(art.classes)}",
+            file=sys.stderr,
+        )
     preds = predict(art, x, top_k=args.top_k, calibrated=args.calibrated)
     text = write_predictions(preds, args.out, scores=args.scores, force=args.force)
     if text is not None:

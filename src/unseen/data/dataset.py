@@ -15,6 +15,14 @@ from unseen.errors import DataError
 
 __all__ = ["ZSLDataset"]
 
+#: why each split must hold images (the protocol's metrics are undefined without them)
+_NEEDED = {
+    "trainval": "methods are trained on the seen classes' trainval images",
+    "test_seen": "GZSL S and H are measured on seen-class test images (hold out some "
+    "images of every seen class, e.g. 20%)",
+    "test_unseen": "T1 and GZSL U are measured on unseen-class test images",
+}
+
 
 @dataclass(frozen=True, eq=False)
 class ZSLDataset:
@@ -120,6 +128,8 @@ class ZSLDataset:
                 "expected one label per image"
             )
         n = feats.shape[0]
+        if feats.shape[1] == 0:
+            raise DataError(f"{name}: features have 0 dimensions (shape {feats.shape})")
         if labels.size and (labels.min() < 0 or labels.max() >= sem.shape[0]):
             raise DataError(
                 f"{name}: labels range over [{labels.min()}, {labels.max()}] (0-based) but there "
@@ -132,6 +142,26 @@ class ZSLDataset:
                     f"{name}: split '{split}' indexes image {idx.max() + 1} (1-based) but the "
                     f"features file holds only {n} images"
                 )
+        for split in split_names:
+            idx = getattr(self, split)
+            if idx.size == 0:
+                raise DataError(f"{name}: split '{split}' is empty; {_NEEDED[split]}")
+            uniq, counts = np.unique(idx, return_counts=True)
+            if (counts > 1).any():
+                twice = uniq[counts > 1]
+                raise DataError(
+                    f"{name}: split '{split}' lists {twice.size} image(s) more than once "
+                    f"(0-based: {twice[:5].tolist()}); every image must appear once"
+                )
+        for i, a in enumerate(split_names):
+            for b in split_names[i + 1 :]:
+                common = np.intersect1d(getattr(self, a), getattr(self, b))
+                if common.size:
+                    raise DataError(
+                        f"{name}: splits '{a}' and '{b}' share {common.size} image(s) "
+                        f"(0-based: {common[:5].tolist()}); a test image in training leaks "
+                        "the answer, so the splits must be disjoint"
+                    )
         bad = ~np.isfinite(feats[np.concatenate([self.trainval, self.test_seen, self.test_unseen])])
         if bad.any():
             rows = np.unique(np.nonzero(bad)[0])
@@ -139,6 +169,13 @@ class ZSLDataset:
                 f"{name}: features contain NaN or inf values in {rows.size} images "
                 "(first few split positions: "
                 f"{rows[:5].tolist()}); clean or drop them before training"
+            )
+        train = feats[self.trainval]
+        if np.all(train.max(axis=0) == train.min(axis=0)):
+            raise DataError(
+                f"{name}: every feature dimension is constant over the {len(self.trainval)} "
+                "training images (all images look alike); the features file is broken or "
+                "holds a placeholder"
             )
         seen = set(np.unique(labels[self.trainval]).tolist())
         unseen = set(np.unique(labels[self.test_unseen]).tolist())

@@ -73,7 +73,7 @@ def save_native(ds: ZSLDataset, path: str | Path, *, overwrite: bool = False) ->
     """
     path = Path(path).expanduser()
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} already exists; pass overwrite=True to replace it")
+        raise OutputExistsError(f"{path} already exists; pass --force to replace it")
     if ds.features is None or ds.labels is None:
         raise DataError(f"{ds.name}: cannot save a dataset without features/labels to {path}")
     arrays: dict[str, np.ndarray] = {
@@ -182,7 +182,7 @@ def convert_xlsa17(
 
     out = Path(out_path).expanduser()
     if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} already exists; pass overwrite=True to replace it")
+        raise OutputExistsError(f"{out} already exists; pass --force to replace it")
     ds = load_xlsa17(root, name, features=features, semantics=semantics)
     return save_native(ds, out, overwrite=overwrite)
 

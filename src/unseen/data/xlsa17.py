@@ -588,15 +588,15 @@ def _missing_features(side: _Side, fpath: Path, features: str | Path) -> DataErr
     )
     hint = (
         f" This folder holds other .mat files: {', '.join(others)}; e.g. pass "
-        f"features={others[0]!r}."
+        f"--set data.features={others[0]} (--features {others[0]} for `unseen convert`)."
         if others
         else ""
     )
     return DataError(
         f"{side.name}: features file {fpath} not found. unseen does not ship image features: "
         f"put the xlsa17 {Path(features).name} (variables 'features' d x N and 'labels' N x 1, "
-        f"1-based) at {fpath}, or pass features='<file name in {side.folder}>' or a path for a "
-        f"file with another name.{hint}"
+        f"1-based) at {fpath}, or name a file of another name in {side.folder} (or a path) "
+        f"with --set data.features=NAME.{hint}"
     )
 
 

@@ -60,7 +60,11 @@ def available_methods() -> dict[str, type[GenerativeMethod]]:
 def get_method(name: str) -> type[GenerativeMethod]:
     methods = available_methods()
     if name not in methods:
-        raise ConfigError(f"unknown method '{name}'; available: {', '.join(methods)}")
+        raise ConfigError(
+            f"unknown method '{name}'; available: {', '.join(methods)}. A method of your own "
+            "is loaded with --plugin MODULE (a module or .py file that registers it) or by "
+            "installing its package (entry point group 'unseen.methods')"
+        )
     return methods[name]
 
 
