@@ -137,7 +137,28 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     register_all(sub)  # commands defined in unseen.commands (bench, plot, predict, ...)
+    _add_plugin_option(sub)
     return p
+
+
+def _add_plugin_option(sub: argparse._SubParsersAction) -> None:
+    """``--plugin MODULE`` on every command (each leaf of nested sub-commands): any command
+    may name a method, so any command may need a user's method loaded first."""
+    for parser in dict.fromkeys(sub.choices.values()):
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            for n in nested:
+                _add_plugin_option(n)
+            continue
+        parser.add_argument(
+            "--plugin",
+            dest="plugins",
+            action="append",
+            metavar="MODULE",
+            help="import a module or .py file that registers methods of your own "
+            "(repeatable); installed packages' methods (entry points 'unseen.methods') "
+            "load without it",
+        )
 
 
 def _check_device(device: str | None) -> None:
@@ -192,9 +213,13 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 def _cmd_methods(_: argparse.Namespace) -> int:
     from unseen.methods import available_methods
+    from unseen.methods.base import plugin_errors
 
     for name, cls in available_methods().items():
-        print(f"{name:12} {cls.paper}")
+        origin = "" if cls.__module__.startswith("unseen.") else f"  [from {cls.__module__}]"
+        print(f"{name:12} {cls.paper}{origin}")
+    for name, why in plugin_errors().items():
+        print(f"warning: the installed plugin '{name}' failed to load: {why}", file=sys.stderr)
     return 0
 
 
@@ -357,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     try:
+        from unseen.methods.base import load_plugin
+
+        for plugin in getattr(args, "plugins", None) or []:
+            load_plugin(plugin)
         handler = COMMANDS.get(args.command) or args.func
         return handler(args)
     except UnseenError as exc:

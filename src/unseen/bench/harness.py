@@ -190,8 +190,16 @@ def run_grid(
     if todo and executor is not None:
         _check_data(todo)
         say(f"[bench] running {len(todo)} job(s) on the {executor.name} executor")
+        from unseen.methods.base import loaded_plugins
+
+        plugins = loaded_plugins()  # worker processes import them again (spawn, Ray)
         specs = [
-            {"config": j.config.to_dict(), "out": str(jobs_dir / j.slug), "label": j.label}
+            {
+                "config": j.config.to_dict(),
+                "out": str(jobs_dir / j.slug),
+                "label": j.label,
+                "plugins": plugins,
+            }
             for j in todo
         ]
         version = code_version()

@@ -255,6 +255,7 @@ def run_sweep(
 ) -> dict[str, Any]:
     """Search on validation, retrain + test the best; returns the summary (also sweep.json)."""
     from unseen.bench.executors import run_job
+    from unseen.methods.base import loaded_plugins
 
     def say(msg: str) -> None:
         if echo:
@@ -269,6 +270,7 @@ def run_sweep(
             "out": str(out / "trials" / f"{number:04d}"),
             "validate_only": True,
             "label": f"trial {number}",
+            "plugins": loaded_plugins(),
         }
 
     def record(number: int, params: dict[str, Any], result: Any) -> float | None:
@@ -351,7 +353,9 @@ def run_sweep(
     if (folder / "results.json").exists():  # a rerun of a finished sweep
         results = json.loads((folder / "results.json").read_text())
     else:
-        results = run_job({"config": cfg.to_dict(), "out": str(folder)})
+        results = run_job(
+            {"config": cfg.to_dict(), "out": str(folder), "plugins": loaded_plugins()}
+        )
     key = config_key(cfg.to_dict())
     store.add_results(
         key,

@@ -17,6 +17,7 @@ an uninterrupted one on the same machine) and per-epoch callbacks for validation
 from __future__ import annotations
 
 import dataclasses
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -37,33 +38,158 @@ __all__ = [
     "available_methods",
     "check_method_values",
     "get_method",
+    "load_entry_points",
+    "load_plugin",
+    "loaded_plugins",
     "minibatch_epoch",
+    "plugin_errors",
     "register",
 ]
 
 _REGISTRY: dict[str, type[GenerativeMethod]] = {}
+#: entry-point group through which installed packages add methods (see load_entry_points)
+ENTRY_POINT_GROUP = "unseen.methods"
+_PLUGINS: list[str] = []  # --plugin specs loaded in this process (handed to bench workers)
+_PLUGIN_ERRORS: dict[str, str] = {}  # entry points that failed to load: name -> why
+_ENTRY_POINTS_LOADED = False
 
 
 def register(cls: type[GenerativeMethod]) -> type[GenerativeMethod]:
-    """Class decorator adding a method to the registry under ``cls.name``."""
-    _REGISTRY[cls.name] = cls
+    """Class decorator adding a method to the registry under ``cls.name``.
+
+    Raises:
+        ConfigError: when another class already holds the name (a plugin may not replace a
+            built-in, or another plugin's method, silently). Registering the same class
+            again, e.g. when its module is imported twice, is allowed.
+    """
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{cls.__qualname__} has no `name`: set name = '...' on the class")
+    old = _REGISTRY.get(name)
+    if old is not None and old is not cls and _qualname(old) != _qualname(cls):
+        raise ConfigError(
+            f"method name '{name}' of {_qualname(cls)} is already registered by "
+            f"{_qualname(old)}; give the new method another name"
+        )
+    _REGISTRY[name] = cls
     return cls
 
 
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def load_entry_points() -> None:
+    """Import the methods installed packages declare in the ``unseen.methods`` entry-point
+    group (once per process). An entry point names a module (importing it registers its
+    methods with :func:`register`) or a :class:`GenerativeMethod` subclass (registered
+    here). One that fails to load is remembered in :func:`plugin_errors`, not raised: a
+    broken third-party package must not stop the built-in methods from working."""
+    global _ENTRY_POINTS_LOADED
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            if isinstance(obj, type) and issubclass(obj, GenerativeMethod):
+                register(obj)
+        except Exception as exc:  # a plugin's own bug or missing dependency
+            _PLUGIN_ERRORS[ep.name] = f"{ep.value}: {type(exc).__name__}: {exc}"
+
+
+def load_plugin(spec: str) -> list[str]:
+    """Import a plugin given as ``--plugin``: a module name (found on ``sys.path`` or in the
+    current folder, like ``python -m``) or a path to a ``.py`` file. Importing it registers
+    its methods. Returns the names of the methods it added.
+
+    Raises:
+        ConfigError: the module or file is not found, or importing it fails.
+    """
+    import importlib
+    import importlib.util
+    import sys
+
+    before = set(_REGISTRY)
+    path = Path(spec).expanduser()
+    try:
+        if spec.endswith(".py") or os.sep in spec or "/" in spec:
+            if not path.is_file():
+                raise ConfigError(f"--plugin {spec}: file {path} not found")
+            path = path.resolve()
+            name = f"unseen_plugin_{path.stem}_{abs(hash(str(path))) % 10**8}"
+            if name not in sys.modules:
+                module_spec = importlib.util.spec_from_file_location(name, path)
+                if module_spec is None or module_spec.loader is None:
+                    raise ConfigError(f"--plugin {spec}: {path} is not a Python file")
+                module = importlib.util.module_from_spec(module_spec)
+                sys.modules[name] = module  # dataclasses look their module up while created
+                try:
+                    module_spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[name]
+                    raise
+            spec = str(path)
+        else:
+            cwd = os.getcwd()
+            added = cwd not in sys.path
+            if added:
+                sys.path.insert(0, cwd)
+            try:
+                importlib.import_module(spec)
+            except ModuleNotFoundError as exc:
+                if exc.name and spec.split(".")[0] == exc.name.split(".")[0]:
+                    raise ConfigError(
+                        f"--plugin {spec}: no module named {exc.name!r} on the Python path or "
+                        "in the current folder (give a .py file path, or install the package)"
+                    ) from None
+                raise
+            finally:
+                if added:
+                    sys.path.remove(cwd)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"--plugin {spec}: importing it failed: {type(exc).__name__}: {exc}"
+        ) from None
+    if spec not in _PLUGINS:
+        _PLUGINS.append(spec)
+    return sorted(set(_REGISTRY) - before)
+
+
+def loaded_plugins() -> list[str]:
+    """The ``--plugin`` specs loaded in this process (file paths made absolute)."""
+    return list(_PLUGINS)
+
+
+def plugin_errors() -> dict[str, str]:
+    """Entry points of the ``unseen.methods`` group that failed to load, and why."""
+    load_entry_points()
+    return dict(_PLUGIN_ERRORS)
+
+
 def available_methods() -> dict[str, type[GenerativeMethod]]:
-    """Name -> class of every registered method."""
+    """Name -> class of every registered method: the built-ins, installed packages' entry
+    points (group ``unseen.methods``) and ``--plugin`` modules loaded so far."""
     import unseen.methods  # noqa: F401  (importing the package registers the built-ins)
 
+    load_entry_points()
     return dict(sorted(_REGISTRY.items()))
 
 
 def get_method(name: str) -> type[GenerativeMethod]:
     methods = available_methods()
     if name not in methods:
+        broken = "".join(
+            f" (the installed plugin {k} failed to load: {v})" for k, v in _PLUGIN_ERRORS.items()
+        )
         raise ConfigError(
             f"unknown method '{name}'; available: {', '.join(methods)}. A method of your own "
             "is loaded with --plugin MODULE (a module or .py file that registers it) or by "
-            "installing its package (entry point group 'unseen.methods')"
+            f"installing its package (entry point group '{ENTRY_POINT_GROUP}'){broken}"
         )
     return methods[name]
 
