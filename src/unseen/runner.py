@@ -30,6 +30,7 @@ where it stopped; they are deleted when the stage is done unless ``keep_checkpoi
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -55,6 +56,7 @@ from unseen.errors import ConfigError, OutputExistsError
 from unseen.eval.results import EvalResult, format_summary, mean_std, summarize
 from unseen.files import atomic_write_json, atomic_write_text
 from unseen.methods.base import GenerativeMethod, config_from_dict, get_method
+from unseen.progress import Progress, RunPlan
 from unseen.rundir import LOCK, RunFolder
 
 __all__ = ["build_classifier", "load_dataset", "run", "train_and_evaluate"]
@@ -329,6 +331,10 @@ def _config_diff(previous: dict[str, Any], resolved: dict[str, Any]) -> str:
     return ", ".join(diffs[:3]) + more
 
 
+def _method_defaults(method: str) -> dict[str, Any]:
+    return dataclasses.asdict(get_method(method).config_class())
+
+
 def _remove_checkpoints(out: Path, paths: list[Path]) -> None:
     """Checkpoints exist to resume a killed run; once their stage is finished they only take
     disk (a model's optimizer states make them ~3x its weights)."""
@@ -354,10 +360,9 @@ def _with_new_defaults(previous: dict[str, Any]) -> dict[str, Any]:
 
 
 def _log(out: Path, msg: str, echo: bool) -> None:
-    with open(out / "log.txt", "a") as f:
-        f.write(msg + "\n")
-    if echo:
-        print(msg, flush=True)
+    """A timestamped line in ``OUT/log.txt``; on stdout too when ``echo`` (timestamped when
+    stdout is not a terminal, as in a cluster job's log)."""
+    Progress(out / "log.txt", echo=echo).line(msg)
 
 
 # ---------------------------------------------------------------------- protocol
@@ -368,8 +373,13 @@ def select_on_validation(
     *,
     progress: bool = False,
     echo: bool = True,
+    reporter: Progress | None = None,
 ) -> dict[str, Any]:
-    """Step 1 of the protocol: choose epochs, synthetic count, classifier epochs, gamma."""
+    """Step 1 of the protocol: choose epochs, synthetic count, classifier epochs, gamma.
+
+    ``reporter`` gets a line per generator epoch and per classifier training, and learns
+    their times for the whole run's estimate (its :attr:`~unseen.progress.Progress.plan`).
+    """
     method_cls = get_method(cfg.method)
     mcfg = config_from_dict(
         method_cls.config_class,
@@ -404,6 +414,12 @@ def select_on_validation(
     cl_epochs = sorted(sel.classifier_epochs) or [cfg.classifier.epochs]
     if cfg.classifier.kind in ("prototype", "method"):
         cl_epochs = [0]
+    plan = reporter.plan if reporter is not None else None
+    if plan is not None:
+        plan.val_epochs = mcfg.epochs
+        plan.val_points = len(eval_epochs) * len(sel.n_synthetic)
+        plan.done["point"] = len({(e, n) for e, n, _ in done})
+        plan.test_scale = len(task.train.labels) / max(1, len(val.train.labels))
 
     health_path = out / "validation" / "health.json" if out else None
     health: list[dict[str, Any]] = []
@@ -422,15 +438,27 @@ def select_on_validation(
         for n in sel.n_synthetic:
             if all((epoch, n, ce) in done for ce in cl_epochs):
                 continue
-            res = train_and_evaluate(
-                val,
-                method,
-                n,
-                cfg.classifier,
-                seed=seed,
-                device=cfg.device,
-                classifier_epochs=None if cl_epochs == [0] else cl_epochs,
+            busy = (
+                reporter.busy(
+                    f"[validation] epoch {epoch}: classifiers on {n} synthetic features per "
+                    "pseudo-unseen class",
+                    kind="point",
+                )
+                if reporter is not None
+                else contextlib.nullcontext()
             )
+            with busy:
+                res = train_and_evaluate(
+                    val,
+                    method,
+                    n,
+                    cfg.classifier,
+                    seed=seed,
+                    device=cfg.device,
+                    classifier_epochs=None if cl_epochs == [0] else cl_epochs,
+                )
+            if plan is not None:
+                plan.done["point"] += 1
             for ce, r in sorted(res.items()):
                 records.append(
                     {"epoch": epoch, "n_synthetic": n, "classifier_epochs": ce, **r.to_dict()}
@@ -443,7 +471,17 @@ def select_on_validation(
     t0 = time.time()
     method = method_cls(mcfg, device=cfg.device, seed=seed)
     ckpt = out / "validation" / "checkpoint.pt" if out else None
-    method.fit(val.train, callback=on_epoch, checkpoint=ckpt, progress=progress)
+    method.fit(
+        val.train,
+        callback=on_epoch,
+        checkpoint=ckpt,
+        progress=progress,
+        reporter=reporter,
+        stage="validation",
+        label=f"[validation] {cfg.method}",
+    )
+    if plan is not None:
+        plan.done["val"] = mcfg.epochs
     if out is not None:  # for `unseen diagnose RUN`: the generator the choice was made with
         method.save(out / "validation" / "model.pt")
     key = "h_cal_best" if sel.criterion == "h_cal" else "h"
@@ -588,7 +626,14 @@ def run(
 
 
 def _selection(
-    out: Path, task: ZSLTask, cfg: RunConfig, *, progress: bool, echo: bool, keep: bool
+    out: Path,
+    task: ZSLTask,
+    cfg: RunConfig,
+    *,
+    progress: bool,
+    echo: bool,
+    keep: bool,
+    reporter: Progress,
 ) -> dict[str, Any]:
     """Step 1, or its result saved by an earlier run of this folder (same config): a run
     that adds seeds, or a full run after ``--validate-only``, never repeats validation."""
@@ -599,7 +644,9 @@ def _selection(
     if (out / "results.json").exists():  # a finished run from before selection.json
         _log(out, "[validation] reusing the choice in results.json", echo)
         return json.loads((out / "results.json").read_text())["validation"]
-    selection = select_on_validation(task, cfg, out, progress=progress, echo=echo)
+    selection = select_on_validation(
+        task, cfg, out, progress=progress, echo=echo, reporter=reporter
+    )
     _write_json(saved, selection)
     if not keep:
         _remove_checkpoints(out, [out / "validation" / "checkpoint.pt"])
@@ -620,6 +667,10 @@ def _protocol(
     keep_checkpoints: bool,
 ) -> dict[str, Any]:
     """Steps 1 and 2 in a prepared folder (see :func:`run`)."""
+    reporter = Progress(out / "log.txt", echo=echo)
+    todo = [s for s in cfg.seeds if not (out / f"seed_{s}" / "metrics.json").exists()]
+    epochs = int({**_method_defaults(cfg.method), **cfg.method_params}["epochs"])
+    reporter.plan = RunPlan(seeds=0 if validate_only else len(todo), seed_epochs=epochs)
     if mode == "extend":
         added = [s for s in cfg.seeds if s not in seeds_before]
         _log(out, f"adding seed(s) {added} to the run of seeds {seeds_before}", echo)
@@ -631,7 +682,24 @@ def _protocol(
         _log(out, f"NOTE: {ds.name} has SYNTHETIC features; these are not benchmark results.", echo)
     for q in ds.quirks:
         _log(out, f"data quirk: {q}", echo)
-    selection = _selection(out, task, cfg, progress=progress, echo=echo, keep=keep_checkpoints)
+    reporter.line(
+        f"plan: validation ({epochs} generator epochs, classifiers every "
+        f"{cfg.selection.eval_every}), then {len(todo)} seed(s) of at most {epochs} epochs; "
+        "a time estimate follows the first epoch"
+        if not validate_only
+        else f"plan: validation only ({epochs} generator epochs)",
+        echo=echo,
+    )
+    selection = _selection(
+        out,
+        task,
+        cfg,
+        progress=progress,
+        echo=echo,
+        keep=keep_checkpoints,
+        reporter=reporter,
+    )
+    reporter.plan.seed_epochs = int(selection["choice"]["epochs"])
     choice = selection["choice"]
     _log(out, f"[validation] chosen: {json.dumps({k: choice[k] for k in list(choice)[:5]})}", echo)
     for w in choice.get("health", {}).get("warnings", []):
@@ -663,18 +731,30 @@ def _protocol(
             continue
         t0 = time.time()
         method = method_cls(mcfg, device=cfg.device, seed=seed)
-        method.fit(task.train, checkpoint=sdir / "checkpoint.pt", progress=progress)
+        method.fit(
+            task.train,
+            checkpoint=sdir / "checkpoint.pt",
+            progress=progress,
+            reporter=reporter,
+            stage="test",
+            label=f"[seed {seed}] {cfg.method}",
+        )
         t_fit = time.time() - t0
         method.save(sdir / "model.pt")
-        res = train_and_evaluate(
-            task,
-            method,
-            choice["n_synthetic"],
-            ccfg,
-            seed=seed,
-            device=cfg.device,
-            gamma=choice["gamma"],
-        )
+        with reporter.busy(
+            f"[seed {seed}] final classifier(s) on {choice['n_synthetic']} synthetic features "
+            "per unseen class",
+            kind="final",
+        ):
+            res = train_and_evaluate(
+                task,
+                method,
+                choice["n_synthetic"],
+                ccfg,
+                seed=seed,
+                device=cfg.device,
+                gamma=choice["gamma"],
+            )
         result = next(iter(res.values()))
         if choice.get("n_per_task"):
             result.extra["per_task"] = per_task_result(
@@ -697,6 +777,7 @@ def _protocol(
         if not keep_checkpoints:
             _remove_checkpoints(out, [sdir / "checkpoint.pt"])
         per_seed[str(seed)] = entry
+        reporter.plan.done["seed"] += 1
         _log(out, f"[seed {seed}] test: {result.line()}", echo)
     results = [EvalResult.from_dict(e["result"]) for e in per_seed.values()]
     summary = summarize(results)

@@ -86,9 +86,12 @@ def summarize(results: list[EvalResult]) -> dict[str, dict[str, Any]]:
 
 
 def format_mean_std(m: dict[str, Any] | None) -> str:
-    """``61.2 ± 0.4`` from a :func:`mean_std` dict; ``-`` for a missing one."""
+    """``61.2 ± 0.4`` from a :func:`mean_std` dict; ``61.2`` for a single seed (no spread was
+    measured, so none is printed); ``-`` for a missing one."""
     if not m:
         return "-"
+    if len(m.get("values") or []) == 1:
+        return f"{m['mean']:.1f}"
     return f"{m['mean']:.1f} ± {m['std']:.1f}"
 
 

@@ -16,8 +16,10 @@ an uninterrupted one on the same machine) and per-epoch callbacks for validation
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +32,7 @@ from tqdm.auto import tqdm
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError, DataError
 from unseen.files import atomic_save, load_torch_file
+from unseen.progress import Progress
 
 __all__ = [
     "GenerativeMethod",
@@ -474,6 +477,9 @@ class GenerativeMethod(ABC):
         callback: EpochCallback | None = None,
         checkpoint: str | Path | None = None,
         progress: bool = False,
+        reporter: Progress | None = None,
+        stage: str = "",
+        label: str | None = None,
     ) -> GenerativeMethod:
         """Train on seen data for ``epochs`` (default ``config.epochs``).
 
@@ -484,6 +490,10 @@ class GenerativeMethod(ABC):
             checkpoint: file to write after every epoch; if it exists, training resumes from
                 it (same data and config expected).
             progress: show a progress bar.
+            reporter: timestamped progress lines (:class:`unseen.progress.Progress`): one
+                per epoch with its time, and lines while the set-up (``_prepare``) runs.
+            stage: ``validation`` or ``test``: which time the reporter's estimate learns.
+            label: how the lines name this fit (default: method and task name).
         """
         if not isinstance(data, SeenTrainData):
             raise TypeError(
@@ -504,8 +514,15 @@ class GenerativeMethod(ABC):
             self.epoch_ = 0
             self.history_ = []
         on_device = self._to_device(data)
+        label = label or f"{self.name} {data.name}"
         if not resumed and self.epoch_ == 0:
-            self._prepare(on_device)
+            busy = (
+                reporter.busy(f"{label}: set-up before the first epoch", kind="setup")
+                if reporter is not None
+                else contextlib.nullcontext()
+            )
+            with busy:
+                self._prepare(on_device)
         bar = tqdm(
             total=total,
             initial=min(self.epoch_, total),
@@ -515,11 +532,15 @@ class GenerativeMethod(ABC):
         )
         while self.epoch_ < total:
             self.nets_.train()
+            t0 = time.perf_counter()
             losses = self._train_epoch(on_device, self.epoch_)
+            seconds = time.perf_counter() - t0
             self.epoch_ += 1
             self.history_.append({"epoch": self.epoch_, **losses})
             bar.update(1)
             bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
+            if reporter is not None:
+                reporter.epoch(label, self.epoch_, total, seconds, losses, stage=stage)
             # The callback runs before the checkpoint is written: a kill inside it resumes
             # from the previous epoch and repeats both, so no callback is ever skipped.
             if callback is not None:

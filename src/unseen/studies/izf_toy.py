@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ import torch
 
 from unseen.data.synthetic import toy_dataset
 from unseen.data.task import ZSLTask
+from unseen.progress import Progress, format_seconds
 
 __all__ = [
     "PANELS",
@@ -163,11 +165,23 @@ def _run(get_method, out, epochs, hidden, n_per_class, n_generated, seed, panels
         "panels": {"a": {"title": "(a) ground truth", **panel_numbers(truth_unseen)}},
     }
     samples: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for key in panels:
+    # Minutes of training with nothing printed looked like a hang in a log: a line per epoch
+    # (at most one every UNSEEN_PROGRESS_SECONDS) and one per panel with the time left.
+    reporter = Progress(None, echo=echo)
+    spent: list[float] = []
+    for i, key in enumerate(panels):
         title, method, extra = PANELS[key]
         t0 = time.time()
+        left = f"; about {format_seconds(np.mean(spent) * (len(panels) - i))} left" if spent else ""
+        reporter.line(f"[toy] panel {key} ({i + 1}/{len(panels)}): {title}{left}")
         torch.manual_seed(seed)
-        m = get_method(method)(seed=seed, **{**base[method], **extra}).fit(data)
+        m = get_method(method)(seed=seed, **{**base[method], **extra}).fit(
+            data,
+            reporter=reporter,
+            label=f"[toy] panel {key} {method}",
+            progress=sys.stderr.isatty(),
+        )
+        spent.append(time.time() - t0)
         torch.manual_seed(seed + 100)
         classes = torch.arange(4)
         x = m.sample(sem, n_generated).detach().cpu().numpy()
