@@ -16,7 +16,16 @@ import importlib
 __all__ = ["MODULES", "register_all"]
 
 # Module names under unseen.commands, one per command group.
-MODULES: list[str] = ["bench", "sweep", "predict", "plot", "data", "extract", "diagnose"]
+MODULES: list[str] = [
+    "bench",
+    "sweep",
+    "predict",
+    "plot",
+    "compare",
+    "data",
+    "extract",
+    "diagnose",
+]
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:

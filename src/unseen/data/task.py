@@ -17,7 +17,7 @@ epochs, synthetic counts and the calibration gamma are chosen there.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from unseen.eval.metrics import (
     calibrated_predict,
     confusion_matrix,
     harmonic_mean,
+    per_class_accuracies,
     per_class_accuracy,
     seen_unseen_curve,
 )
@@ -303,7 +304,8 @@ class ZSLTask:
         zsl = zsl_classifier or classifier
         z_unseen = _scores(zsl, x_unseen, unseen_np, "zsl_classifier")
 
-        t1 = per_class_accuracy(y_unseen, unseen_np[np.argmax(z_unseen, axis=1)], unseen_np)
+        pred_t1 = unseen_np[np.argmax(z_unseen, axis=1)]
+        t1 = per_class_accuracy(y_unseen, pred_t1, unseen_np)
         pred_s = calibrated_predict(s_seen, classes, seen_np, 0.0)
         pred_u = calibrated_predict(s_unseen, classes, seen_np, 0.0)
         s = per_class_accuracy(y_seen, pred_s, seen_np)
@@ -323,12 +325,18 @@ class ZSLTask:
             g, _, _, h_best = curve.best()
             result.best_gamma = g
             result.extra["h_at_best_gamma"] = 100 * h_best
+        preds = {"t1": (y_unseen, pred_t1), "s": (y_seen, pred_s), "u": (y_unseen, pred_u)}
         if gamma is not None:
-            sc = per_class_accuracy(y_seen, calibrated_predict(s_seen, classes, seen_np, gamma))
-            uc = per_class_accuracy(y_unseen, calibrated_predict(s_unseen, classes, seen_np, gamma))
+            pred_sc = calibrated_predict(s_seen, classes, seen_np, gamma)
+            pred_uc = calibrated_predict(s_unseen, classes, seen_np, gamma)
+            sc = per_class_accuracy(y_seen, pred_sc)
+            uc = per_class_accuracy(y_unseen, pred_uc)
             result.gamma = float(gamma)
             result.s_cal, result.u_cal = 100 * sc, 100 * uc
             result.h_cal = 100 * harmonic_mean(sc, uc)
+            preds.update(s_cal=(y_seen, pred_sc), u_cal=(y_unseen, pred_uc))
+        if self.split == "test":  # per class, for paired comparisons (`unseen compare`)
+            result.extra["per_class"] = self._per_class(preds)
         if confusion:
             y_all = np.concatenate([y_seen, y_unseen])
             result.confusion = confusion_matrix(
@@ -369,6 +377,19 @@ class ZSLTask:
         )
 
     # ------------------------------------------------------------------ private
+    def _per_class(self, preds: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+        """Accuracy (%) of every class, per metric: ``{"names": {id: name}, "t1": {id: acc},
+        "s": ..., "u": ..., "s_cal": ..., "u_cal": ...}`` (ids as strings, JSON keys)."""
+        names = self._dataset.class_names
+        out: dict[str, Any] = {
+            "names": {str(int(c)): str(names[int(c)]) for c in self.classes.numpy()}
+        }
+        for key, (y, pred) in preds.items():
+            classes = self.unseen_classes if key in ("t1", "u", "u_cal") else self.seen_classes
+            accs = per_class_accuracies(y, pred, classes.numpy())
+            out[key] = {str(c): round(100 * a, 4) for c, a in accs.items()}
+        return out
+
     def _test_part(self, idx: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         x = self._transform.transform(self._dataset.features[idx])
         return torch.from_numpy(np.ascontiguousarray(x)), self._dataset.labels[idx]

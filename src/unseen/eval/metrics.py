@@ -18,6 +18,7 @@ __all__ = [
     "calibrated_predict",
     "confusion_matrix",
     "harmonic_mean",
+    "per_class_accuracies",
     "per_class_accuracy",
     "seen_unseen_curve",
 ]
@@ -34,6 +35,19 @@ def per_class_accuracy(
     classes = np.unique(y_true) if classes is None else np.asarray(classes)
     accs = [np.mean(y_pred[y_true == c] == c) for c in classes if np.any(y_true == c)]
     return float(np.mean(accs)) if accs else 0.0
+
+
+def per_class_accuracies(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray
+) -> dict[int, float]:
+    """Accuracy within each class of ``classes`` that has samples in ``y_true`` (the terms
+    whose mean is :func:`per_class_accuracy`)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return {
+        int(c): float(np.mean(y_pred[y_true == c] == c))
+        for c in np.asarray(classes)
+        if np.any(y_true == c)
+    }
 
 
 def harmonic_mean(s: float, u: float) -> float:
