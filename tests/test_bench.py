@@ -179,6 +179,7 @@ def test_report_has_every_row_beside_paper_numbers_and_provenance(ran, tmp_path)
         assert f"| {job.label} | 2 |" in report
     assert "12.3 / 45.6 / 78.9" in report and "32.1" in report
     assert "**SYNTHETIC features, not comparable**" in report
+    assert "**SYNTHETIC features: a smoke test of the code, not benchmark results.**" in report
     assert str(out / "jobs") in report or "jobs/" in report
     with open(tmp_path / "rep" / "summary.csv") as f:
         summary = list(csv.DictReader(f))

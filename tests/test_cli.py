@@ -123,7 +123,12 @@ def test_datasets_reports_real_benchmarks(capsys, shared_data):
     for name, (c, d, tv, ts, tu) in expected.items():
         row = rows[name]
         assert row[1] == c and row[3] == d and row[4:7] == [tv, ts, tu], row
-        assert "MISSING" in " ".join(row) or name == "FLO"
+        from unseen.data.xlsa17 import feature_files
+
+        present = feature_files(shared_data, name)  # detected without --features
+        assert ("MISSING" in " ".join(row)) == (not present), row
+        if present:
+            assert f"{present[0]}:" in row
 
 
 def test_convert_refuses_to_overwrite(capsys, shared_data, tmp_path):

@@ -244,3 +244,21 @@ def test_gsmflow_fig9_panels_are_titled_with_the_run_labels(runs, tmp_path, monk
     assert out.stat().st_size > 1000
     titles = [ax.get_title() for ax in closed[0].axes]
     assert titles == ["(a) real unseen test features", "(b) synthesized: clswgan run-real"]
+
+
+def test_bars_one_panel_per_dataset_and_no_colour_reused_alone():
+    from unseen.plot.figures import bars_figure
+
+    summary = {m: {"mean": 50.0, "std": 1.0, "values": [49.0, 51.0]} for m in ("h", "u")}
+    entries = [(f"run {k}", summary) for k in range(10)]
+    groups = ["FLO"] * 6 + ["CUB"] * 4
+    fig = bars_figure(entries, ["h", "u"], "t", groups=groups)
+    axes = fig.get_axes()
+    assert [ax.get_title(loc="left") for ax in axes] == ["FLO", "CUB"]
+    styles = set()
+    for ax in axes:
+        for bars in ax.containers:
+            if hasattr(bars, "patches") and bars.patches:
+                patch = bars.patches[0]
+                styles.add((bars.get_label(), patch.get_facecolor(), patch.get_hatch()))
+    assert len({(c, h) for _, c, h in styles}) == 10  # ten runs, ten looks

@@ -49,7 +49,11 @@ def _parser() -> argparse.ArgumentParser:
         help="list the benchmarks under a data root: classes, dims, splits, features, quirks",
     )
     d.add_argument("--data-root", required=True, help="folder holding <DATASET>/att_splits.mat")
-    d.add_argument("--features", default="res101.mat", help="features file name to look for")
+    d.add_argument(
+        "--features",
+        help="features file name to look for (default: every .mat file present besides the "
+        "semantic files, res101.mat first)",
+    )
     d.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     sub.add_parser("methods", help="list the registered methods")
@@ -183,9 +187,14 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     names = discover(root)
     if not names:
         raise ConfigError(f"no dataset under {root}: expected <DATASET>/att_splits.mat folders")
-    reports = [inspect_xlsa17(root, n, features=args.features) for n in names]
+    from unseen.data.xlsa17 import feature_files
+
+    found = {n: [args.features] if args.features else feature_files(root, n) for n in names}
+    reports = [inspect_xlsa17(root, n, features=(found[n] or ["res101.mat"])[0]) for n in names]
     if args.json:
-        print(json.dumps([r.to_dict() for r in reports], indent=2))
+        print(
+            json.dumps([{**r.to_dict(), "feature_files": found[r.name]} for r in reports], indent=2)
+        )
         return 0
     head = (
         f"{'dataset':8} {'classes':>7} {'seen/unseen':>11} {'sem dim':>7} "
@@ -206,6 +215,8 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         )
         for src in r.semantic_sources[1:]:
             print(f"{'':8} also: {src}")
+        for other in found[r.name][1:]:
+            print(f"{'':8} also features: {other} (--set data.features={other})")
         for q in r.quirks:
             print(f"{'':8} quirk: {q}")
     return 0

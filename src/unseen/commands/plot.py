@@ -102,7 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="bar chart of results (mean ± std over seeds) of one or more runs",
         description="Grouped bars of test metrics from results.json: mean over seeds, error "
         "bar one standard deviation, a dot per seed. A folder holding several runs stands for "
-        "all of them. Runs on REAL and SYNTHETIC features are never mixed in one chart.",
+        "all of them. Each dataset gets its own panel; runs on REAL and SYNTHETIC features "
+        "are never mixed in one chart.",
     )
     b.add_argument("runs", nargs="+", help="run folder(s)")
     b.add_argument(
@@ -298,9 +299,7 @@ def _cmd_bars(args: argparse.Namespace) -> int:
     if args.labels and len(args.labels) != len(runs):
         raise ConfigError(f"--labels: {len(args.labels)} labels for {len(runs)} runs")
     datasets = list(dict.fromkeys(r.dataset for r in runs))
-    labels = args.labels or [
-        r.label() + (f" [{r.dataset}]" if len(datasets) > 1 else "") for r in runs
-    ]
+    labels = args.labels or [r.label() for r in runs]
     seeds = sorted({s for r in runs for s in r.seeds})
     text = (
         "Test results: mean ± std over seeds (dots: single seeds)\n"
@@ -308,8 +307,11 @@ def _cmd_bars(args: argparse.Namespace) -> int:
         f"{', '.join(dict.fromkeys(r.method for r in runs))} | "
         f"seeds {', '.join(map(str, seeds))}"
     )
-    fig = bars_figure(
-        [(label, r.results["summary"]) for label, r in zip(labels, runs)], args.metrics, text
+    fig = bars_figure(  # one panel per dataset: their numbers never share an axis
+        [(label, r.results["summary"]) for label, r in zip(labels, runs)],
+        args.metrics,
+        text,
+        groups=[r.dataset for r in runs],
     )
     one = runs[0].path if len(runs) == 1 else None
     return _written(save_figure(fig, _out(args, one, "bars"), force=args.force))

@@ -27,7 +27,15 @@ from unseen.data.dataset import ZSLDataset
 from unseen.data.matfile import read_mat
 from unseen.errors import DataError
 
-__all__ = ["DATASETS", "SEMANTICS", "DatasetReport", "discover", "inspect_xlsa17", "load_xlsa17"]
+__all__ = [
+    "DATASETS",
+    "SEMANTICS",
+    "DatasetReport",
+    "discover",
+    "feature_files",
+    "inspect_xlsa17",
+    "load_xlsa17",
+]
 
 DATASETS = ("AWA1", "AWA2", "CUB", "SUN", "APY", "FLO")
 SEMANTICS = ("att", "original_att", "sent", "att+sent")
@@ -92,6 +100,16 @@ def discover(root: str | Path) -> list[str]:
     known = {n.upper(): n for n in found if n.upper() in DATASETS}
     first = [known[d] for d in DATASETS if d in known]
     return first + sorted(n for n in found if n not in first)
+
+
+def feature_files(root: str | Path, name: str) -> list[str]:
+    """The features files present in ``ROOT/<name>/``: every ``.mat`` other than the
+    semantic files, ``res101.mat`` (the papers' ResNet-101) first."""
+    folder = Path(root) / name
+    found = sorted(
+        p.name for p in folder.glob("*.mat") if p.is_file() and p.name not in _SIDE_FILES
+    )
+    return sorted(found, key=lambda n: n != "res101.mat")
 
 
 def inspect_xlsa17(

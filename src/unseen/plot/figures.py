@@ -309,37 +309,68 @@ def bars_figure(
     entries: Sequence[tuple[str, dict[str, dict[str, Any]]]],
     metrics: Sequence[str],
     title: str,
+    groups: Sequence[str] | None = None,
 ) -> Figure:
     """Grouped bars: mean over seeds per metric and run, error bars one standard deviation,
     one dot per seed. ``entries`` are ``(label, summary)`` with ``summary[metric] =
-    {"mean", "std", "values"}`` as in results.json."""
+    {"mean", "std", "values"}`` as in results.json.
+
+    ``groups`` (e.g. each run's dataset) puts every group in its own panel, so numbers of
+    different datasets never share an axis; a label keeps its colour in every panel. Beyond
+    the palette's colours, hatching tells runs apart (a colour is never reused alone).
+    """
     if not entries:
         raise ValueError("no runs to draw")
-    n = len(entries)
-    width = 0.8 / n
-    fig = new_figure(min(16.0, max(7.0, len(metrics) * (0.28 * n + 0.5) + 3.0)), 5.0)
-    ax = fig.add_subplot()
+    groups = list(groups) if groups is not None else [""] * len(entries)
+    order = list(dict.fromkeys(groups))
+    labels = list(dict.fromkeys(label for label, _ in entries))
+    hatches = ["", "//", "..", "xx", "\\\\", "++"]
+    style = {
+        label: (OKABE_ITO[k % len(OKABE_ITO)], hatches[(k // len(OKABE_ITO)) % len(hatches)])
+        for k, label in enumerate(labels)
+    }
+    most = max(groups.count(g) for g in order)
+    width = 0.8 / most
+    fig = new_figure(
+        min(16.0, max(7.0, len(metrics) * (0.28 * most + 0.5) + 3.0)), 1.0 + 4.0 * len(order)
+    )
+    axes = fig.subplots(len(order), 1, squeeze=False)[:, 0]
     x = np.arange(len(metrics))
-    for k, (label, summary) in enumerate(entries):
-        colour = OKABE_ITO[k % len(OKABE_ITO)]
-        pos = x - 0.4 + width * (k + 0.5)
-        means = [summary[m]["mean"] if m in summary else np.nan for m in metrics]
-        stds = [summary[m]["std"] if m in summary else 0.0 for m in metrics]
-        ax.bar(pos, means, width * 0.92, yerr=stds, capsize=3, color=colour, label=label)
-        for p, m in zip(pos, metrics):
-            vals = summary.get(m, {}).get("values", [])
-            ax.plot([p] * len(vals), vals, "o", ms=3, color="black", alpha=0.6)
-        if n <= 4:
-            for p, v, sd in zip(pos, means, stds):
-                if np.isfinite(v):
-                    ax.text(p, v + sd + 1.0, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(x, [METRIC_LABELS.get(m, m) for m in metrics])
-    ax.set_ylabel("per-class top-1 accuracy / AUSUC (%)")
     top = max(
         (s[m]["mean"] + s[m]["std"] for _, s in entries for m in metrics if m in s), default=100
     )
-    ax.set_ylim(0, min(105, top + 10))
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    for ax, group in zip(axes, order):
+        mine = [e for e, g in zip(entries, groups) if g == group]
+        n = len(mine)
+        for k, (label, summary) in enumerate(mine):
+            colour, hatch = style[label]
+            pos = x - 0.4 + width * (k + 0.5)
+            means = [summary[m]["mean"] if m in summary else np.nan for m in metrics]
+            stds = [summary[m]["std"] if m in summary else 0.0 for m in metrics]
+            ax.bar(
+                pos,
+                means,
+                width * 0.92,
+                yerr=stds,
+                capsize=3,
+                color=colour,
+                hatch=hatch,
+                edgecolor="white" if hatch else None,
+                label=label,
+            )
+            for p, m in zip(pos, metrics):
+                vals = summary.get(m, {}).get("values", [])
+                ax.plot([p] * len(vals), vals, "o", ms=3, color="black", alpha=0.6)
+            if n <= 4:
+                for p, v, sd in zip(pos, means, stds):
+                    if np.isfinite(v):
+                        ax.text(p, v + sd + 1.0, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(x, [METRIC_LABELS.get(m, m) for m in metrics])
+        ax.set_ylabel("per-class top-1 accuracy / AUSUC (%)")
+        ax.set_ylim(0, min(105, top + 10))
+        ax.grid(axis="y", alpha=0.3)
+        if group:
+            ax.set_title(group, loc="left", fontsize=10)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.suptitle(title)
     return fig
