@@ -466,3 +466,78 @@ def test_bad_use_of_other_commands(capsys, tmp_path, monkeypatch, argv, needle):
     (tmp_path / "user").mkdir()
     _bad_files(tmp_path)
     _run_case(capsys, tmp_path, argv, needle)
+
+
+# ---------------------------------------------------------------------- more of each kind
+MORE_CASES = [
+    ("set without =", [*DEMO, "--set", "method.epochs"], "section.key=value"),
+    ("set without section", [*DEMO, "--set", ".epochs=3"], "section"),
+    ("set empty key", [*DEMO, "--set", "method.=3"], "method"),
+    ("set double =", [*DEMO, "--set", "method.epochs==3"], "'epochs' expects"),
+    ("set data root missing", ["run", "meanreg", "--dataset", "FLO", "--out", "{tmp}/o", "--set", "data.root={tmp}/nope"], "nope"),
+    ("set features missing", ["run", "meanreg", "--dataset", "FLO", "--out", "{tmp}/o", "--data-root", "{tmp}/xl", "--set", "data.features=nope.mat"], "nope.mat"),
+    ("set semantics unknown", ["run", "meanreg", "--dataset", "FLO", "--out", "{tmp}/o", "--data-root", "{tmp}/xl", "--set", "data.semantics=words"], "words"),
+    ("set classifier kind", [*DEMO, "--set", "classifier.kind=svm"], "svm"),
+    ("set classifier kind method", ["run", "meanreg", "--dataset", "demo", "--out", "{tmp}/o", "--set", "classifier.kind=method"], "no classifier of its own"),
+    ("run section list", [*DEMO, "--config", "{tmp}/user/section_list.yaml"], "must be a mapping"),
+    ("config unknown section", [*DEMO, "--config", "{tmp}/user/section_bad.yaml"], "optimizer"),
+    ("config tabs", [*DEMO, "--config", "{tmp}/user/tabs.yaml"], "not valid YAML"),
+    ("config run key", [*DEMO, "--config", "{tmp}/user/run_key.yaml"], "gpus"),
+    ("run device tpu in config", [*DEMO, "--set", "run.device=tpu"], "tpu"),
+    ("bench device", ["bench", "configs/bench/tiny.yaml", "--device", "tpu", "--list", "--out", "{tmp}/b"], "tpu"),
+    ("bench seeds -1", ["bench", "configs/bench/tiny.yaml", "--seeds", "-1", "--list", "--out", "{tmp}/b"], "seed"),
+    ("bench data root", ["bench", "configs/bench/tiny.yaml", "--data-root", "{tmp}/nope", "--list", "--out", "{tmp}/b"], ""),
+    ("toy panels empty", ["toy", "--out", "{tmp}/t", "--panels", ""], "--panels"),
+    ("compare same folder missing", ["compare", "{tmp}/nope", "{tmp}/nope2"], "nope"),
+]  # fmt: skip
+
+
+@pytest.fixture
+def more_files(tmp_path: Path) -> None:
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "section_list.yaml").write_text("method: [1, 2]\n")
+    (user / "section_bad.yaml").write_text("optimizer: {lr: 1}\n")
+    (user / "tabs.yaml").write_text("method:\n\tepochs: 3\n")
+    (user / "run_key.yaml").write_text("run: {gpus: 2}\n")
+    xl = tmp_path / "xl" / "FLO"
+    xl.mkdir(parents=True)
+    from conftest import tiny_arrays, write_mat
+
+    arrays = tiny_arrays()
+    write_mat(xl / "att_splits.mat", arrays["att_splits"], "v5")
+    write_mat(xl / "res101.mat", arrays["res101"], "v5")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"), [c[1:] for c in MORE_CASES], ids=[c[0] for c in MORE_CASES]
+)
+def test_more_bad_input(capsys, tmp_path, monkeypatch, more_files, argv, needle):
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    if needle:
+        _run_case(capsys, tmp_path, argv, needle)
+    else:  # --list needs no data: listing with a missing --data-root is fine
+        assert main([a.format(tmp=tmp_path) for a in argv]) == 0
+
+
+ARGPARSE_CASES = [
+    ("seeds without value", [*DEMO, "--seeds"]),
+    ("seeds not a number", [*DEMO, "--seeds", "zero"]),
+    ("unknown option", [*DEMO, "--epochs", "3"]),
+    ("no dataset", ["run", "clswgan"]),
+    ("unknown command", ["trian"]),
+    ("plot rows choice", ["plot", "confusion", "{tmp}", "--rows", "diagonal"]),
+    ("predict no features", ["predict", "{tmp}/m.unseen"]),
+    ("top-k not a number", ["predict", "{tmp}/m.unseen", "--features", "x.npy", "--top-k", "all"]),
+]
+
+
+@pytest.mark.parametrize("argv", [c[1] for c in ARGPARSE_CASES], ids=[c[0] for c in ARGPARSE_CASES])
+def test_command_line_syntax_errors(capsys, tmp_path, argv):
+    """argparse's own errors: usage line + one error line, exit 2, nothing written."""
+    with pytest.raises(SystemExit) as exc:
+        main([a.format(tmp=tmp_path) for a in argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

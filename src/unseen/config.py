@@ -452,6 +452,14 @@ def validate_run_config(cfg: RunConfig) -> None:
         raise ConfigError(f"--seeds lists a seed twice: {cfg.seeds}")
     if not isinstance(cfg.device, str) or not cfg.device:
         raise ConfigError(f"device must be a name such as cpu or cuda, got {cfg.device!r}")
+    import torch
+
+    try:
+        torch.device(cfg.device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(
+            f"unknown device {cfg.device!r}; use cpu, cuda or cuda:N (or mps)"
+        ) from None
     method_cls = get_method(cfg.method)
     defaults = dataclasses.asdict(method_cls.config_class())
     mcfg = config_from_dict(method_cls.config_class, {**defaults, **cfg.method_params}, "method")

@@ -604,6 +604,10 @@ def run(
         )
     )
     probe.check_config(probe.dims_from(task.train))
+    if cfg.classifier.kind == "method" and (
+        method_cls.own_classifier is GenerativeMethod.own_classifier
+    ):
+        probe.own_classifier(task.classes, task.train.semantics)  # raises its ConfigError
     if out.is_dir() and any(out.iterdir()) and not (out / "run.yaml").exists():
         raise OutputExistsError(
             f"output folder {out} is not empty and holds no unseen run (no run.yaml); "
