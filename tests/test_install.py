@@ -43,14 +43,20 @@ def installed(tmp_path_factory) -> dict[str, Path]:
     for name in ("src", "configs"):
         shutil.copytree(REPO / name, src / name, ignore=ignore)
     py = sys.executable
+    pytest.importorskip("setuptools", reason="building the wheel offline needs setuptools (dev)")
     _sh(py, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
         "-w", tmp / "dist", src, cwd=tmp)  # fmt: skip
     wheel = next((tmp / "dist").glob("unseen-*.whl"))
     venv = tmp / "venv"
-    _sh(py, "-m", "venv", "--without-pip", venv, cwd=tmp)
     vpy = venv / "bin" / "python"
-    _sh(py, "-m", "pip", "--python", vpy, "install", "-q", "--no-deps", "--no-index", wheel,
-        cwd=tmp)  # fmt: skip
+    install = ["install", "-q", "--no-deps", "--no-index", str(wheel)]
+    _sh(py, "-m", "venv", "--without-pip", venv, cwd=tmp)
+    try:  # this pip installs into the new venv (pip >= 22.3): no pip needed inside it
+        _sh(py, "-m", "pip", "--python", vpy, *install, cwd=tmp)
+    except AssertionError:  # an older pip: give the venv its own (bundled, offline)
+        shutil.rmtree(venv)
+        _sh(py, "-m", "venv", venv, cwd=tmp)
+        _sh(vpy, "-m", "pip", *install, cwd=tmp)
     purelib = Path(
         _sh(vpy, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp).strip()
     )

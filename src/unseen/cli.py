@@ -108,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     m = sub.add_parser(
-        "demo", help="a one-minute run of f-CLSWGAN on built-in synthetic data (no download)"
+        "demo", help="a short run of f-CLSWGAN on built-in synthetic data (no download; minutes)"
     )
     m.add_argument("--out", help="output folder (default: a temporary folder)")
     m.add_argument("--device", default="cpu")
