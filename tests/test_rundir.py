@@ -164,3 +164,12 @@ def test_validate_only_then_full_run_reuses_the_choice(tmp_path, monkeypatch):
     monkeypatch.setattr(runner_mod, "select_on_validation", None)  # would fail if called
     _run(out)
     assert (out / "results.json").exists()
+
+
+def test_a_start_killed_before_run_yaml_is_still_ours(tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    Manifest(out).add("run.yaml", "log.txt")  # what a kill right after the manifest leaves
+    (out / "run.lock").write_text("pid 1 on gone\n")
+    _run(out)
+    assert (out / "results.json").exists()

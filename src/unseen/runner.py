@@ -57,7 +57,7 @@ from unseen.eval.results import EvalResult, format_summary, mean_std, summarize
 from unseen.files import atomic_write_json, atomic_write_text
 from unseen.methods.base import GenerativeMethod, config_from_dict, get_method
 from unseen.progress import Progress, RunPlan
-from unseen.rundir import LOCK, RunFolder
+from unseen.rundir import LOCK, Manifest, RunFolder
 
 __all__ = ["build_classifier", "load_dataset", "run", "train_and_evaluate"]
 
@@ -608,7 +608,12 @@ def run(
         method_cls.own_classifier is GenerativeMethod.own_classifier
     ):
         probe.own_classifier(task.classes, task.train.semantics)  # raises its ConfigError
-    if out.is_dir() and any(out.iterdir()) and not (out / "run.yaml").exists():
+    if (
+        out.is_dir()
+        and any(out.iterdir())
+        and not (out / "run.yaml").exists()
+        and Manifest.read(out) is None  # a start killed before run.yaml: still ours
+    ):
         raise OutputExistsError(
             f"output folder {out} is not empty and holds no unseen run (no run.yaml); "
             "choose an empty or new folder"
