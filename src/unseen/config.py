@@ -62,6 +62,10 @@ class DataConfig:
         feature_transform: ``minmax``, ``l2`` or ``none``.
         semantic_transform: ``none`` or ``l2``.
         transductive: expose unlabeled test features to ``fit`` (GMN's L^{S+U}); off.
+        repair_labels: an xlsa17 features file whose ``image_files`` show that its labels
+            index another class order of ``att_splits.mat`` is refused; with this on, each
+            image is relabelled with the column whose class name matches its image folder,
+            and the dataset's quirks say so. Off.
     """
 
     dataset: str = "demo"
@@ -71,6 +75,7 @@ class DataConfig:
     feature_transform: str = "minmax"
     semantic_transform: str = "none"
     transductive: bool = False
+    repair_labels: bool = False
 
 
 @dataclass

@@ -223,7 +223,11 @@ def _from_h5(path: Path, key: str, f: Any, obj: Any) -> Any:
     # MATLAB is column-major and HDF5 row-major: the stored array is the transpose.
     data = np.asarray(obj[()]).T
     if h5py.check_dtype(ref=obj.dtype) is h5py.Reference:
-        return [_from_h5(path, key, f, f[ref]) for ref in data.ravel(order="F")]
+        out = []
+        for ref in data.ravel(order="F"):
+            text = _h5_char_fast(f, ref)
+            out.append(text if text is not None else _from_h5(path, key, f, f[ref]))
+        return out
     if data.dtype.kind in "OSU" or h5py.check_string_dtype(obj.dtype) is not None:
         # Strings written by non-MATLAB tools (h5py, hdf5storage) rather than as char codes.
         texts = [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in data.ravel("F")]
@@ -238,6 +242,36 @@ def _from_h5(path: Path, key: str, f: Any, obj: Any) -> Any:
     if data.dtype == np.bool_:
         data = data.astype(np.uint8)
     return data
+
+
+def _h5_char_fast(f: Any, ref: Any) -> str | None:
+    """A cell element that is a one-row MATLAB char array, read through h5py's low-level API;
+    ``None`` for anything else (the caller then takes the general path).
+
+    A features file's ``image_files`` is a cell of N strings, each its own HDF5 dataset, and
+    h5py's high-level objects cost ~170 us per dataset (CUB's 11,788 paths: 2 s); this reads
+    them in about half that. The result is what :func:`_from_h5` gives for the same element.
+    """
+    from h5py import h5a, h5d, h5r, h5s
+
+    try:
+        did = h5r.dereference(ref, f.id)
+        if not isinstance(did, h5d.DatasetID) or len(did.shape) != 2 or did.shape[1] != 1:
+            return None
+        # An empty array is stored as its dims vector, which must not be read as char codes.
+        if did.dtype.kind not in "ui" or h5a.exists(did, b"MATLAB_empty"):
+            return None
+        attr = h5a.open(did, b"MATLAB_class")  # KeyError when absent: general path
+        cls = np.empty(attr.shape, dtype=attr.dtype)
+        attr.read(cls)
+        if cls.item() not in (b"char", "char"):
+            return None
+        codes = np.empty(did.shape, dtype=did.dtype)
+        did.read(h5s.ALL, h5s.ALL, codes)
+    except _READ_ERRORS:
+        return None
+    # HDF5 holds the 1 x L MATLAB row transposed (L x 1); one UTF-16 code unit per char.
+    return "".join(map(chr, codes[:, 0].tolist()))
 
 
 _H5_EMPTY_DTYPES = {

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from unseen.data.dataset import ZSLDataset
+from unseen.data.label_names import check_label_names
 from unseen.data.matfile import read_mat
 from unseen.errors import DataError
 
@@ -113,12 +114,18 @@ def feature_files(root: str | Path, name: str) -> list[str]:
 
 
 def inspect_xlsa17(
-    root: str | Path, name: str, features: str | Path = "res101.mat"
+    root: str | Path,
+    name: str,
+    features: str | Path = "res101.mat",
+    *,
+    repair_labels: bool = False,
 ) -> DatasetReport:
     """Describe a dataset folder from its semantic files (and the features file if present).
 
     A missing features file is not an error here: the report says ``features_present=False``.
-    A features file that cannot be used is reported as a quirk.
+    A features file that cannot be used is reported as a quirk. Labels that disagree with the
+    class folders of the file's ``image_files`` are an error, as in :func:`load_xlsa17`
+    (``repair_labels`` as there), since every number computed from them would be wrong.
     """
     side = _read_side(root, name)
     fpath = _features_path(side.folder, features)
@@ -130,12 +137,14 @@ def inspect_xlsa17(
     present = fpath.is_file()
     if present:
         try:
-            feats, labels, fq = _read_features(side, fpath)
+            feats, labels, fq, image_files = _read_features(side, fpath)
         except DataError as exc:
             quirks.append(f"features file unusable: {exc}")
         else:
             n_images, feature_dim = (int(s) for s in feats.shape)
             quirks += fq
+            labels, nq = _check_names(side, labels, image_files, fpath, repair_labels)
+            quirks += nq
     seen, unseen = _seen_unseen(side, labels)
     att = side.matrices["att"]
     return DatasetReport(
@@ -163,6 +172,7 @@ def load_xlsa17(
     *,
     features: str | Path = "res101.mat",
     semantics: str = "att",
+    repair_labels: bool = False,
 ) -> ZSLDataset:
     """Load one xlsa17 benchmark into a :class:`ZSLDataset` (0-based, float32).
 
@@ -176,10 +186,16 @@ def load_xlsa17(
             ``"sent"`` (CUB's ``sent_splits.mat`` sentence embeddings, not normalised), or
             ``"att+sent"`` (GMN's CUB setting: the L2-normalised attributes and the
             L2-normalised sentence embeddings of each class, concatenated).
+        repair_labels: where the features file's ``image_files`` show that its labels index
+            another class order of ``att_splits.mat`` (whole classes moved to other
+            columns), relabel each image with the column whose class name matches its image
+            folder, and say so in the quirks. Off: such labels are an error.
 
     Raises:
         DataError: a file is missing or unreadable, or the files disagree (the message names
-            the file, the variable and the value at fault).
+            the file, the variable and the value at fault), including labels whose class
+            names disagree with their images' folders in ``image_files``
+            (:mod:`unseen.data.label_names`).
     """
     if semantics not in SEMANTICS:
         raise DataError(
@@ -217,9 +233,12 @@ def load_xlsa17(
     fpath = _features_path(side.folder, features)
     if not fpath.is_file():
         raise _missing_features(side, fpath, features)
-    feats, labels, fq = _read_features(side, fpath)
+    feats, labels, fq, image_files = _read_features(side, fpath)
+    # Before the class-split check: labels that index another class order usually mix seen
+    # and unseen classes, and the name check says why far more clearly.
+    labels, nq = _check_names(side, labels, image_files, fpath, repair_labels)
     _check_class_split(side, labels, fpath)
-    quirks = [*side.quirks, *(q for p in parts for q in side.source_quirks.get(p, [])), *fq]
+    quirks = [*side.quirks, *(q for p in parts for q in side.source_quirks.get(p, [])), *fq, *nq]
     seen = np.unique(labels[side.trainval])
     val, vq = _val_classes(side, labels, seen)
     quirks += vq
@@ -264,6 +283,7 @@ class _Side:
     matrices: dict[str, np.ndarray]
     source_quirks: dict[str, list[str]]
     class_names: list[str]
+    names_source: str | None
     trainval: np.ndarray
     test_seen: np.ndarray
     test_unseen: np.ndarray
@@ -389,7 +409,9 @@ def _read_side(root: str | Path, name: str) -> _Side:
     if train_loc is not None and val_loc is not None:
         quirks += _train_val_quirks(train_loc, val_loc, splits)
 
-    class_names, name_quirk = _class_names(m.get("allclasses_names"), folder, n_classes, att_path)
+    class_names, names_source, name_quirk = _class_names(
+        m.get("allclasses_names"), folder, n_classes, att_path
+    )
     if name_quirk:
         quirks.append(name_quirk)
     txt_files: dict[str, str] = {}
@@ -427,6 +449,7 @@ def _read_side(root: str | Path, name: str) -> _Side:
         matrices=matrices,
         source_quirks=source_quirks,
         class_names=class_names,
+        names_source=names_source,
         trainval=splits["trainval_loc"],
         test_seen=splits["test_seen_loc"],
         test_unseen=splits["test_unseen_loc"],
@@ -514,11 +537,12 @@ def _train_val_quirks(
 
 def _class_names(
     raw: Any, folder: Path, n_classes: int, att_path: Path
-) -> tuple[list[str], str | None]:
+) -> tuple[list[str], str | None, str | None]:
+    """The class names, where they came from (``None``: placeholders), and a quirk."""
     if raw is not None:
         names = [raw] if isinstance(raw, str) else list(raw)
         if all(isinstance(n, str) for n in names) and len(names) == n_classes:
-            return [n.strip() for n in names], None
+            return [n.strip() for n in names], f"allclasses_names in {att_path.name}", None
         problem = (
             f"allclasses_names in {att_path.name} has {len(names)} entries for {n_classes} classes"
         )
@@ -528,12 +552,17 @@ def _class_names(
     if path is not None:
         names = _read_lines(path)
         if len(names) == n_classes:
-            return names, f"{problem}; class names from {path.relative_to(folder)}"
+            where = str(path.relative_to(folder))
+            return names, where, f"{problem}; class names from {where}"
         problem += f"; {path.relative_to(folder)} has {len(names)} lines"
     generic = [f"class_{i + 1:03d}" for i in range(n_classes)]
-    return generic, (
-        f"{problem} and no usable allclasses.txt; classes are named class_001..class_"
-        f"{n_classes:03d} after the columns of att"
+    return (
+        generic,
+        None,
+        (
+            f"{problem} and no usable allclasses.txt; classes are named class_001..class_"
+            f"{n_classes:03d} after the columns of att"
+        ),
     )
 
 
@@ -645,8 +674,20 @@ def _labels(value: Any, path: Path, n_classes: int, att_path: Path) -> np.ndarra
     return labels - 1
 
 
-def _read_features(side: _Side, path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    m = read_mat(path, ["features", "labels"])
+def _read_features(side: _Side, path: Path) -> tuple[np.ndarray, np.ndarray, list[str], Any]:
+    """Features ``(N, d)`` float32, 0-based labels, quirks, and ``image_files`` as stored
+    (``None`` when the file has none)."""
+    quirks = []
+    try:
+        m = read_mat(path, ["features", "labels"], optional=["image_files"])
+    except DataError as exc:
+        # image_files only serves the name check: a form of it the reader does not support
+        # must not make the features unusable (a damaged file fails again just below).
+        m = read_mat(path, ["features", "labels"])
+        quirks.append(
+            f"{path.name}: 'image_files' cannot be read ({exc}); the labels are not checked "
+            "against image folders"
+        )
     raw = m["features"]
     if not isinstance(raw, np.ndarray) or raw.dtype.kind not in "buif" or raw.ndim != 2:
         what = raw.dtype if isinstance(raw, np.ndarray) else type(raw).__name__
@@ -654,7 +695,6 @@ def _read_features(side: _Side, path: Path) -> tuple[np.ndarray, np.ndarray, lis
         raise DataError(f"{path}: 'features' must be a numeric d x N matrix, got {what} {shape}")
     labels = _labels(m["labels"], path, side.matrices["att"].shape[0], side.att_path)
     n = labels.size
-    quirks = []
     if raw.shape[1] == n:
         feats = raw.T
     elif raw.shape[0] == n:
@@ -688,7 +728,21 @@ def _read_features(side: _Side, path: Path) -> tuple[np.ndarray, np.ndarray, lis
             f"{path}: 'features' holds NaN or inf values in {rows.size} images (1-based "
             f"columns: {(rows[:5] + 1).tolist()}); clean or drop them before training"
         )
-    return feats, labels, quirks
+    return feats, labels, quirks, m.get("image_files")
+
+
+def _check_names(
+    side: _Side, labels: np.ndarray, image_files: Any, fpath: Path, repair: bool
+) -> tuple[np.ndarray, list[str]]:
+    """:func:`~unseen.data.label_names.check_label_names` with this dataset's names."""
+    return check_label_names(
+        labels,
+        image_files,
+        side.class_names,
+        names_source=side.names_source,
+        features_path=fpath,
+        repair=repair,
+    )
 
 
 def _check_class_split(side: _Side, labels: np.ndarray, fpath: Path) -> None:
