@@ -296,11 +296,6 @@ def test_cli_refuses_permuted_labels(
     assert "quirk: res101.mat: labels checked by name" in capsys.readouterr().out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="unseen.runner.load_dataset does not pass data.repair_labels to load_xlsa17 yet "
-    "(runner.py is outside this change); remove this mark when it does",
-)
 def test_run_config_repairs(tiny_xlsa17: Factory) -> None:
     from unseen.runner import load_dataset
 

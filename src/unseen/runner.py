@@ -90,7 +90,13 @@ def load_dataset(cfg: DataConfig) -> ZSLDataset:
             f"unknown dataset '{name}': expected one of {', '.join(DATASETS)}, 'demo', 'toy', "
             f"'<NAME>-synthetic', a native .npz file, or a folder under {cfg.root}"
         )
-    return load_xlsa17(cfg.root, name, features=cfg.features, semantics=cfg.semantics)
+    return load_xlsa17(
+        cfg.root,
+        name,
+        features=cfg.features,
+        semantics=cfg.semantics,
+        repair_labels=cfg.repair_labels,
+    )
 
 
 def _need_root(cfg: DataConfig, name: str) -> None:
