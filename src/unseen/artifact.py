@@ -152,24 +152,30 @@ def fit_final_classifier(
 ) -> Any:
     """The runner's GZSL classifier over ``classes``: real seen + synthetic unseen features.
 
-    Mirrors :func:`unseen.runner.train_and_evaluate` step by step (same RNG seeding, same
-    order of synthesis), so the classifier is the one the run evaluated.
+    The runner's own synthesize and classify stages (:func:`unseen.runner.train_and_evaluate`:
+    same RNG seeding, same synthesis, same batch size rule), so the classifier is the one the
+    run evaluated.
     """
-    from unseen.runner import build_classifier, seen_top_up
+    from unseen.runner import classify, synthesize
 
-    sem = data.semantics
     if cfg.kind == "method":
-        return method.own_classifier(classes, sem[classes])
+        return method.own_classifier(classes, data.semantics[classes])
+    if cfg.batch_equals_n_synthetic:
+        cfg = dataclasses.replace(cfg, batch_size=n_synthetic)
     with torch.random.fork_rng(devices=[] if method.device.type != "cuda" else [method.device]):
         torch.manual_seed(10_007 * seed + 17)
-        x_u, y_u = method.synthesize(data.unseen_classes, sem, n_synthetic)
-        real_x, real_y = data.features, data.labels
-        if cfg.seen_top_up:
-            x_t, y_t = seen_top_up(method, data, n_synthetic)
-            real_x, real_y = torch.cat([real_x, x_t.to(real_x)]), torch.cat([real_y, y_t])
-        y = torch.cat([real_y, y_u])
-        x = torch.cat([method.transform_features(real_x), method.transform_features(x_u)])
-        return build_classifier(cfg, device, seed).fit(x, y, classes, sem[classes])
+        inputs = synthesize(method, data, data.unseen_classes, n_synthetic, cfg)
+        fitted = classify(
+            method,
+            inputs,
+            classes,
+            data.unseen_classes,
+            data.semantics,
+            cfg,
+            seed=seed,
+            device=device,
+        )
+    return next(iter(fitted.values())).gzsl.classifier
 
 
 # ---------------------------------------------------------------------- the artefact

@@ -21,7 +21,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Progress", "RunPlan", "format_seconds", "progress_seconds", "timestamp"]
+__all__ = [
+    "Progress",
+    "RunPlan",
+    "format_seconds",
+    "log_line",
+    "progress_seconds",
+    "timestamp",
+]
 
 
 def timestamp() -> str:
@@ -47,6 +54,15 @@ def progress_seconds() -> float:
         return max(0.0, float(os.environ.get("UNSEEN_PROGRESS_SECONDS", "10")))
     except ValueError:
         return 10.0
+
+
+def log_line(folder: Path | None, msg: str, echo: bool) -> None:
+    """A timestamped line in ``folder/log.txt`` and, when ``echo``, on stdout (timestamped
+    when stdout is not a terminal, as in a cluster job's log); stdout only without a folder."""
+    if folder is not None:
+        Progress(folder / "log.txt", echo=echo).line(msg)
+    elif echo:
+        print(msg, flush=True)
 
 
 @dataclass

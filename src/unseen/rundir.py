@@ -31,7 +31,16 @@ from typing import Any
 from unseen.errors import OutputExistsError
 from unseen.files import atomic_write_text
 
-__all__ = ["LOCK", "MANIFEST", "Manifest", "RunFolder", "RunLock", "record_written"]
+__all__ = [
+    "LOCK",
+    "MANIFEST",
+    "SEED_FILES",
+    "VALIDATION_FILES",
+    "Manifest",
+    "RunFolder",
+    "RunLock",
+    "record_written",
+]
 
 MANIFEST = "manifest.json"
 LOCK = "run.lock"
@@ -47,17 +56,14 @@ PROGRESS_FILES = (
     "results.json",
 )
 _SEED_DIR = re.compile(r"seed_\d+$")
+#: the files the runner may write into ``validation/`` and into each ``seed_<s>/``
+VALIDATION_FILES = ("records.json", "health.json", "checkpoint.pt", "model.pt", "selection.json")
+SEED_FILES = ("checkpoint.pt", "model.pt", "metrics.json")
 #: what unseen wrote into a folder made before manifests existed (used by --force there)
 _LEGACY_TOP = ("run.yaml", "results.json", "log.txt", MANIFEST, LOCK)
 _LEGACY_INNER = {
-    "validation": (
-        "records.json",
-        "health.json",
-        "checkpoint.pt",
-        "model.pt",
-        "selection.json",
-    ),
-    "seed": ("checkpoint.pt", "model.pt", "metrics.json"),
+    "validation": VALIDATION_FILES,
+    "seed": SEED_FILES,
 }
 
 
@@ -327,6 +333,56 @@ class RunFolder:
         self._files_before = self.files()
         return kept
 
+    def start(self, resolved: dict[str, Any], force: bool) -> tuple[str, list[int], list[str]]:
+        """Decide what a run of the config ``resolved`` (``RunConfig.to_dict()``) does in this
+        (locked) folder, clean it for ``force``, record the runner's files in the manifest and
+        write ``run.yaml``.
+
+        Returns the mode (``new``, ``resume``, ``extend``, ``replace``), the seeds finished
+        before (``extend``) and the folders ``force`` kept because they hold user files.
+
+        Raises:
+            OutputExistsError: nothing touched, for finished results of the same config, or an
+                unfinished run of another config that made progress, without ``force``.
+        """
+        import yaml
+
+        out = self.root
+        mode, before, kept = "new", [], []
+        if (out / "run.yaml").exists():
+            if force:
+                kept = self.clean_for_force()
+            else:
+                previous = _read_run_yaml(out / "run.yaml")
+                finished = (out / "results.json").exists()
+                if previous == resolved:
+                    if finished:
+                        raise OutputExistsError(
+                            f"output folder {out} already holds finished results (results.json) "
+                            "of this config; pass --force to replace them, list more --seeds to "
+                            "add seeds, or choose another --out"
+                        )
+                    mode = "resume"
+                elif _adds_seeds(previous, resolved):
+                    mode, before = "extend", list(previous["seeds"])
+                elif not self.has_progress():  # nothing to lose: a start that never trained
+                    self.clean_for_force()
+                    mode = "replace"
+                else:
+                    what = "finished results" if finished else "an unfinished run"
+                    raise OutputExistsError(
+                        f"output folder {out} holds {what} of another config (run.yaml differs: "
+                        f"{_config_diff(previous, resolved)}); pass --force to start over or "
+                        "choose another --out"
+                    )
+        # Record every file this run may write before writing any (see Manifest.add).
+        self.record("run.yaml", "log.txt", "results.json", LOCK)
+        self.record(*(f"validation/{n}" for n in VALIDATION_FILES))
+        for seed in resolved["seeds"]:
+            self.record(*(f"seed_{seed}/{n}" for n in SEED_FILES))
+        atomic_write_text(out / "run.yaml", yaml.safe_dump(resolved, sort_keys=False))
+        return mode, before, kept
+
     def restore(self) -> None:
         """Undo a start that made no progress: the folder is as it was before :meth:`open`."""
         created_files = self.files() - self._files_before
@@ -364,3 +420,61 @@ class RunFolder:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self.close(failed=exc_type is not None)
+
+
+def _read_run_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        previous = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        previous = None
+    if not isinstance(previous, dict):
+        raise OutputExistsError(
+            f"{path} is not a readable run.yaml; pass --force to start over in that folder"
+        )
+    return _with_new_defaults(previous)
+
+
+def _with_new_defaults(previous: dict[str, Any]) -> dict[str, Any]:
+    """Fill keys that a newer unseen added to a config section with their defaults, so an
+    unfinished run written before the key existed still resumes (its behaviour is the
+    default's)."""
+    import dataclasses
+
+    from unseen.config import ClassifierConfig, DataConfig, SelectionConfig
+
+    defaults = {
+        "data": dataclasses.asdict(DataConfig()),
+        "classifier": dataclasses.asdict(ClassifierConfig()),
+        "selection": dataclasses.asdict(SelectionConfig()),
+    }
+    out = dict(previous)
+    for section, values in defaults.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {**values, **out[section]}
+    return out
+
+
+def _adds_seeds(previous: dict[str, Any], resolved: dict[str, Any]) -> bool:
+    """Same config, same validation seed (the first), and more seeds than before."""
+    old, new = list(previous.get("seeds") or []), list(resolved["seeds"])
+    same = {k: v for k, v in previous.items() if k != "seeds"} == {
+        k: v for k, v in resolved.items() if k != "seeds"
+    }
+    return same and bool(old) and old[0] == new[0] and set(old) < set(new)
+
+
+def _config_diff(previous: dict[str, Any], resolved: dict[str, Any]) -> str:
+    """``method_params.epochs 30 -> 5, seeds [0] -> [1]`` (at most a few)."""
+    diffs = []
+    for key in sorted(set(previous) | set(resolved)):
+        a, b = previous.get(key), resolved.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b)):
+                if a.get(k) != b.get(k):
+                    diffs.append(f"{key}.{k} {a.get(k)!r} -> {b.get(k)!r}")
+        elif a != b:
+            diffs.append(f"{key} {a!r} -> {b!r}")
+    more = f" and {len(diffs) - 3} more" if len(diffs) > 3 else ""
+    return ", ".join(diffs[:3]) + more

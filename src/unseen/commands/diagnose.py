@@ -87,7 +87,7 @@ def diagnose_run(
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
-    from unseen.runner import _write_json
+    from unseen.files import atomic_write_json
 
     report, logged, epoch = diagnose_run(
         args.run_dir, data_root=args.data_root, n_per_class=args.n_per_class, device=args.device
@@ -103,7 +103,9 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     warnings = report.warnings()
     print("\n" + ("\n".join(f"WARNING: {w}" for w in warnings) if warnings else "no warnings"))
     if args.json_out:
-        _write_json(Path(args.json_out), {"epoch": epoch, **report.to_dict(), "logged": logged})
+        atomic_write_json(
+            Path(args.json_out), {"epoch": epoch, **report.to_dict(), "logged": logged}
+        )
     return 0
 
 
