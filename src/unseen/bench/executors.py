@@ -31,20 +31,22 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one grid job (``unseen run`` into ``spec["out"]``) and return its results.json.
 
     ``spec``: ``config`` (a resolved ``RunConfig.to_dict()``), ``out`` (folder), ``threads``
-    (torch threads), ``validate_only``, ``keep_checkpoints``, ``plugins`` (``--plugin``
-    modules or files to import first: each node needs them at the same path).
+    (torch threads), ``validate_only``, ``keep_checkpoints``, ``runner`` (a name of
+    :data:`unseen.bench.runners.RUNNERS`, default ``protocol``: ``unseen run``), ``plugins``
+    (``--plugin`` modules or files to import first: each node needs them at the same path).
     """
     import torch
 
     from unseen.bench.grid import run_config_from_dict
+    from unseen.bench.runners import RUNNERS
     from unseen.methods.base import load_plugin
-    from unseen.runner import run
 
     threads = int(spec.get("threads") or 1)
     torch.set_num_threads(threads)
     for plugin in spec.get("plugins") or []:  # --plugin methods, in a spawned worker too
         load_plugin(plugin)
     cfg = run_config_from_dict(spec["config"])
+    run = RUNNERS[spec.get("runner") or "protocol"]
     result = run(
         cfg,
         spec["out"],

@@ -23,6 +23,28 @@ Adding a method to a grid is one entry line. A job is one ``unseen run`` (valida
 once with the first seed, then every seed on test), exactly what the runner does by hand, so
 runner folders made by hand and bench jobs are interchangeable (:func:`config_key`).
 
+A paper's study table or sensitivity figure is a grid too (``configs/studies/``), with these
+keys on top (rendered by :mod:`unseen.bench.study`)::
+
+    validate_only: true             # every job stops after the validation choice (figures)
+    columns:                        # every row once per column, e.g. IZF's Tab. 3
+      NBC: {classifier.kind: method}
+      Softmax: {classifier.kind: softmax}
+    layout: {kind: table, paper: IZF Tab. 3, metrics: [s, u, h]}    # see unseen.bench.study
+    entries:
+      - method: izf
+        sweep:                      # one job per value, one parameter at a time (Fig. 5)
+          method.lambda_c: [0.1, 0.5, 1.0]
+      - method: cvae
+        borrow:                     # values of another method's config for the same dataset
+          method: izf
+          sections: [data, classifier, selection]
+          keys: [epochs, batch_size]            # or {this_key: its_key}
+      - method: gmn
+        runner: real-only           # a named row runner (unseen.bench.runners.RUNNERS)
+
+Every job's row is its variant (or sweep point) name, its column the column's name.
+
 Relative paths in a grid or sweep file (``config``, ``data_root``, ``import``, ``papers``)
 are taken from the file's own folder, never from the current one (:func:`path_anchors`): a
 grid behaves the same whichever folder ``unseen bench`` starts in. A file inside a
@@ -76,6 +98,9 @@ _GRID_KEYS = {
     "features_note",
     "papers",
     "entries",
+    "columns",
+    "validate_only",
+    "layout",
 }
 _ENTRY_KEYS = {
     "label",
@@ -87,6 +112,9 @@ _ENTRY_KEYS = {
     "paper_variants",  # only these variants get the paper's numbers beside (the full model)
     "datasets",
     "import_only",
+    "sweep",
+    "runner",
+    "borrow",
 }
 
 
@@ -102,6 +130,13 @@ class Job:
     key: str  # identity of the config without its seeds (see config_key)
     paper: str | None = None  # row name in the papers' table to show beside
     import_only: bool = False
+    row: str = ""  # a study's row: the variant or sweep point (the entry label without one)
+    column: str = ""  # a study's column (grid ``columns``), "" without
+    # ("section.key", value) of the sweep points this job is (the values a sweep shares
+    # with its base config are one job: e.g. each parameter's default value)
+    sweep: list[tuple[str, Any]] = field(default_factory=list)
+    runner: str = "protocol"  # how the job runs (unseen.bench.runners.RUNNERS)
+    validate_only: bool = False  # stop after the validation choice
 
     @property
     def slug(self) -> str:
@@ -119,6 +154,7 @@ class Grid:
     features_note: dict[str, str] = field(default_factory=dict)
     papers: Path | None = None
     description: str = ""
+    layout: dict[str, Any] = field(default_factory=dict)  # a study's (unseen.bench.study)
 
 
 def normalized_config(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +180,8 @@ def normalized_config(cfg: dict[str, Any]) -> dict[str, Any]:
     seeds = out.pop("seeds", None) or [0]
     out["validation_seed"] = seeds[0]
     out.setdefault("device", "cpu")
+    if out.get("runner", "protocol") == "protocol":  # keys of protocol runs stay as they were
+        out.pop("runner", None)
     return out
 
 
@@ -216,14 +254,30 @@ def load_grid(
     device: str | None = None,
     seeds: list[int] | None = None,
     data_root: str | None = None,
+    datasets: list[str] | None = None,
+    sets: list[str] | None = None,
+    config: str | None = None,
+    rows: list[str] | None = None,
 ) -> Grid:
     """Read and expand a grid file. Its relative paths are taken from its own folder (see
-    :func:`path_anchors`), or from ``base`` when given. ``data_root`` replaces the file's."""
+    :func:`path_anchors`), or from ``base`` when given. The command line's values (see
+    :func:`expand`) replace or add to the file's."""
     from unseen.config import find_config_file
 
     path = find_config_file(path, "grid file")
     raw = load_yaml_any(path, "grid file")
-    return expand(raw, path=path, base=base, device=device, seeds=seeds, data_root=data_root)
+    return expand(
+        raw,
+        path=path,
+        base=base,
+        device=device,
+        seeds=seeds,
+        data_root=data_root,
+        datasets=datasets,
+        sets=sets,
+        config=config,
+        rows=rows,
+    )
 
 
 def load_yaml_any(path: Path, what: str = "grid file") -> dict[str, Any]:
@@ -250,18 +304,25 @@ def expand(
     device: str | None = None,
     seeds: list[int] | None = None,
     data_root: str | None = None,
+    datasets: list[str] | None = None,
+    sets: list[str] | None = None,
+    config: str | None = None,
+    rows: list[str] | None = None,
 ) -> Grid:
-    """Expand a parsed grid into jobs (entries x datasets x variants).
+    """Expand a parsed grid into jobs (entries x datasets x variants or sweep points x
+    columns).
 
     Relative paths are taken from ``base`` when given, else from the grid file's folder
-    (:func:`path_anchors`); ``data_root`` replaces the grid's ``data_root``.
+    (:func:`path_anchors`). From the command line: ``data_root`` and ``datasets`` replace the
+    grid's, ``sets`` (``section.key=value``) add to its ``set`` (an entry's, a variant's and a
+    column's own settings still win; a ``method.`` key reaches the entries whose method has
+    it), ``config`` is the config file of every entry that names
+    none, and ``rows`` keeps the jobs whose row or label matches one of these shell patterns.
 
     Raises:
         ConfigError: for unknown keys, an entry whose method is not registered or whose
             ``config`` file exists nowhere, or entries that resolve to the same config.
     """
-    from unseen.methods import available_methods
-
     where = str(path or "grid")
     unknown = sorted(set(raw) - _GRID_KEYS)
     if unknown:
@@ -270,93 +331,265 @@ def expand(
     entries = raw.get("entries") or []
     if not entries or not isinstance(entries, list):
         raise ConfigError(f"{where}: no 'entries' (a list of {{method: ...}} mappings)")
-    datasets = raw.get("datasets") or []
+    datasets = datasets or raw.get("datasets") or []
+    if not datasets:
+        raise ConfigError(f"{where}: no datasets: give them in the file or with --dataset")
     if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
         raise ConfigError(f"{where}: 'datasets' must be a list of names, got {datasets!r}")
     if data_root is None and raw.get("data_root"):
         data_root = str(resolve_path(raw["data_root"], anchors))
-    common = _sets(raw.get("set"), where)
-    registered = available_methods()
+    common = _merge(_sets(raw.get("set"), where), parse_set(list(sets or [])))
+    columns = raw.get("columns") or {"": {}}
+    if not isinstance(columns, dict):
+        raise ConfigError(f"{where}: 'columns' must map column names to settings")
+    ctx = _Context(
+        where=where,
+        anchors=anchors,
+        data_root=data_root or "",
+        seeds=seeds or raw.get("seeds"),
+        device=device or raw.get("device"),
+        config=config,
+        validate_only=bool(raw.get("validate_only", False)),
+    )
     jobs: list[Job] = []
-    skipped: list[str] = []
     for i, entry in enumerate(entries):
-        ewhere = f"{where}: entries[{i}]"
-        if not isinstance(entry, dict) or "method" not in entry:
-            raise ConfigError(f"{ewhere} must be a mapping with at least 'method'")
-        bad = sorted(set(entry) - _ENTRY_KEYS)
-        if bad:
-            raise ConfigError(f"{ewhere}: unknown key(s) {bad}; valid: {sorted(_ENTRY_KEYS)}")
-        method = entry["method"]
-        label = str(entry.get("label", method))
-        if method not in registered:
-            raise ConfigError(
-                f"{ewhere} ({label}): method '{method}' is not registered; available: "
-                f"{', '.join(registered)}. A method of your own is loaded with --plugin MODULE "
-                "or by installing its package (entry point group 'unseen.methods')"
+        for dataset in _entry_datasets(entry, datasets, f"{where}: entries[{i}]"):
+            jobs += _entry_jobs(
+                entry, i, dataset, _for_method(common, entry["method"]), columns, ctx
             )
-        variants = entry.get("variants") or {"": {}}
-        if not isinstance(variants, dict):
-            raise ConfigError(f"{ewhere}: 'variants' must map names to settings")
-        for dataset in entry.get("datasets") or datasets:
-            config_file = entry.get("config")
-            if config_file:
-                try:
-                    named = str(config_file).format(dataset=dataset)
-                except (KeyError, IndexError, ValueError):
-                    raise ConfigError(
-                        f"{ewhere}: config {config_file!r} may only use the field {{dataset}}"
-                    ) from None
-                found = resolve_path(named, anchors)
-                if not found.is_file():
-                    looked = ", ".join(str(a / named) for a in anchors)
-                    raise ConfigError(
-                        f"{ewhere} ({label} / {dataset}): config file {named} does not exist "
-                        f"(relative paths are taken from the grid file's folder; looked at "
-                        f"{looked})"
-                    )
-                config_file = str(found)
-            for vname, vset in variants.items():
-                overrides = _merge(
-                    common, _sets(entry.get("set"), ewhere), _sets(vset, f"{ewhere}.{vname}")
-                )
-                cfg = resolve_run_config(
-                    method,
-                    dataset,
-                    data_root=data_root or "",
-                    config_file=config_file,
-                    overrides=overrides,
-                    seeds=seeds or raw.get("seeds"),
-                    device=device or raw.get("device"),
-                )
-                jobs.append(
-                    Job(
-                        label=f"{label} {vname}".strip(),
-                        method=method,
-                        dataset=dataset,
-                        variant=str(vname),
-                        config=cfg,
-                        key=config_key(cfg.to_dict()),
-                        paper=entry.get("paper")
-                        if vname in entry.get("paper_variants", [vname])
-                        else None,
-                        import_only=bool(entry.get("import_only", False)),
-                    )
-                )
+    known = set().union(*(_method_keys(e["method"]) for e in entries))
+    unknown = sorted(set(common.get("method", {})) - known)
+    if unknown:
+        raise ConfigError(f"{where}: no method of the grid has the key(s) method.{unknown}")
+    if rows:
+        jobs = _only_rows(jobs, rows)
+        if not jobs:
+            raise ConfigError(f"{where}: no row matches --rows {' '.join(rows)}")
     keys = [j.key for j in jobs]
     if len(set(keys)) != len(keys):
         dup = sorted({j.label for j in jobs if keys.count(j.key) > 1})
         raise ConfigError(f"{where}: entries {dup} resolve to the same config")
     papers = raw.get("papers")
+    layout = raw.get("layout") or {}
+    if not isinstance(layout, dict):
+        raise ConfigError(f"{where}: 'layout' must be a mapping (see unseen.bench.study)")
+    from unseen.bench.study import check_layout
+
+    check_layout(layout, ctx.validate_only, where)
     return Grid(
         name=str(raw.get("name") or (path.stem if path else "grid")),
         path=path,
         jobs=jobs,
-        skipped=skipped,
         import_dirs=[resolve_path(p, anchors) for p in raw.get("import") or []],
         features_note=dict(raw.get("features_note") or {}),
         papers=_papers_file(papers, anchors, where) if papers else None,
         description=str(raw.get("description", "")),
+        layout=layout,
     )
+
+
+def _only_rows(jobs: list[Job], patterns: list[str]) -> list[Job]:
+    """The jobs whose row, label or one of whose sweep points (``key=value``, with or
+    without the entry label before it) matches a shell pattern; a job shared by several
+    sweep points keeps only the points that match."""
+    import fnmatch
+
+    def hit(*names: str) -> bool:
+        return any(fnmatch.fnmatch(n, p) for p in patterns for n in names)
+
+    kept = []
+    for job in jobs:
+        prefix = job.label[: job.label.index(job.row)] if job.row in job.label else ""
+        names = {p: f"{p[0].split('.', 1)[1]}={p[1]}" for p in job.sweep}
+        points = [p for p in job.sweep if hit(names[p], prefix + names[p])]
+        if points:
+            job.sweep = points
+            kept.append(job)
+        elif hit(job.row, job.label):
+            kept.append(job)
+    return kept
+
+
+def _method_keys(method: str) -> set[str]:
+    from unseen.methods.base import get_method
+
+    return {f.name for f in dataclasses.fields(get_method(method).config_class)}
+
+
+def _for_method(common: dict[str, Any], method: str) -> dict[str, Any]:
+    """The grid's common settings for one entry: its ``method.`` keys that this entry's
+    method has (a study may mix methods, e.g. IZF's Tab. 3 with its CVAE baseline)."""
+    if "method" not in common:
+        return common
+    keys = _method_keys(method)
+    return {**common, "method": {k: v for k, v in common["method"].items() if k in keys}}
+
+
+@dataclass
+class _Context:
+    """What every entry of one grid expansion shares."""
+
+    where: str
+    anchors: list[Path]
+    data_root: str
+    seeds: list[int] | None
+    device: str | None
+    config: str | None
+    validate_only: bool
+
+
+def _entry_datasets(entry: Any, datasets: list[str], where: str) -> list[str]:
+    from unseen.methods import available_methods
+
+    if not isinstance(entry, dict) or "method" not in entry:
+        raise ConfigError(f"{where} must be a mapping with at least 'method'")
+    bad = sorted(set(entry) - _ENTRY_KEYS)
+    if bad:
+        raise ConfigError(f"{where}: unknown key(s) {bad}; valid: {sorted(_ENTRY_KEYS)}")
+    registered = available_methods()
+    if entry["method"] not in registered:
+        raise ConfigError(
+            f"{where} ({entry.get('label', entry['method'])}): method '{entry['method']}' is "
+            f"not registered; available: {', '.join(registered)}. A method of your own is "
+            "loaded with --plugin MODULE or by installing its package (entry point group "
+            "'unseen.methods')"
+        )
+    return list(entry.get("datasets") or datasets)
+
+
+def _entry_points(entry: dict[str, Any], where: str) -> list[tuple[str, Any, tuple | None]]:
+    """(row name, settings, sweep point) of an entry: its variants, or one per sweep value."""
+    sweep = entry.get("sweep")
+    if sweep is None:
+        variants = entry.get("variants") or {"": {}}
+        if not isinstance(variants, dict):
+            raise ConfigError(f"{where}: 'variants' must map names to settings")
+        return [(str(name), vset, None) for name, vset in variants.items()]
+    if entry.get("variants") or not isinstance(sweep, dict):
+        raise ConfigError(
+            f"{where}: 'sweep' maps section.key to a list of values (and replaces 'variants')"
+        )
+    points = []
+    for key, values in sweep.items():
+        if not isinstance(values, list) or "." not in str(key):
+            raise ConfigError(f"{where}: sweep {key!r} must be section.key: [values]")
+        short = str(key).split(".", 1)[1]
+        points += [(f"{short}={v}", {key: v}, (str(key), v)) for v in values]
+    return points
+
+
+def _entry_jobs(
+    entry: dict[str, Any],
+    i: int,
+    dataset: str,
+    common: dict[str, Any],
+    columns: dict[str, Any],
+    ctx: _Context,
+) -> list[Job]:
+    """The jobs of one entry on one dataset."""
+    from unseen.bench.runners import RUNNERS
+
+    method = entry["method"]
+    label = str(entry.get("label", method))
+    where = f"{ctx.where}: entries[{i}]"
+    runner = str(entry.get("runner", "protocol"))
+    if runner not in RUNNERS:
+        raise ConfigError(f"{where}: runner {runner!r} unknown; valid: {', '.join(RUNNERS)}")
+    config_file = _config_file(entry.get("config") or ctx.config, dataset, label, where, ctx)
+    borrowed = _borrowed(entry.get("borrow"), dataset, where, ctx)
+    jobs: list[Job] = []
+    by_key: dict[str, Job] = {}
+    for vname, vset, sweep in _entry_points(entry, where):
+        for cname, cset in columns.items():
+            overrides = _merge(
+                borrowed,
+                common,
+                _sets(entry.get("set"), where),
+                _sets(vset, f"{where}.{vname}"),
+                _sets(cset, f"{ctx.where}: columns.{cname}"),
+            )
+            cfg = resolve_run_config(
+                method,
+                dataset,
+                data_root=ctx.data_root,
+                config_file=config_file,
+                overrides=overrides,
+                seeds=ctx.seeds,
+                device=ctx.device,
+            )
+            spec = cfg.to_dict()
+            if runner != "protocol":
+                spec["runner"] = runner
+            key = config_key(spec)
+            if sweep is not None and key in by_key:  # another point of the same run
+                by_key[key].sweep.append(sweep)
+                by_key[key].label += f" = {vname}"
+                continue
+            in_paper = vname in entry.get("paper_variants", [vname])
+            jobs.append(
+                Job(
+                    label=" ".join(x for x in (label, vname, cname and f"[{cname}]") if x),
+                    method=method,
+                    dataset=dataset,
+                    variant=vname,
+                    config=cfg,
+                    key=key,
+                    paper=entry.get("paper") if in_paper else None,
+                    import_only=bool(entry.get("import_only", False)),
+                    row=vname or label,
+                    column=str(cname),
+                    sweep=[sweep] if sweep is not None else [],
+                    runner=runner,
+                    validate_only=ctx.validate_only,
+                )
+            )
+            by_key[key] = jobs[-1]
+    return jobs
+
+
+def _config_file(value: Any, dataset: str, label: str, where: str, ctx: _Context) -> str | None:
+    """An entry's config file for ``dataset`` (``{dataset}`` filled in), found or an error."""
+    if not value:
+        return None
+    try:
+        named = str(value).format(dataset=dataset)
+    except (KeyError, IndexError, ValueError):
+        raise ConfigError(f"{where}: config {value!r} may only use the field {{dataset}}") from None
+    found = resolve_path(named, ctx.anchors)
+    if not found.is_file():
+        looked = ", ".join(str(a / named) for a in ctx.anchors)
+        raise ConfigError(
+            f"{where} ({label} / {dataset}): config file {named} does not exist (relative paths "
+            f"are taken from the grid file's folder; looked at {looked})"
+        )
+    return str(found)
+
+
+def _borrowed(value: Any, dataset: str, where: str, ctx: _Context) -> dict[str, Any]:
+    """``borrow``: whole sections and method keys of another method's per-dataset config
+    (its shipped ``<method>/<DATASET>.yaml``), as the lowest-priority overrides. Only values
+    that config sets are taken: a key it leaves at its default is not borrowed."""
+    if not value:
+        return {}
+    if not isinstance(value, dict) or "method" not in value:
+        raise ConfigError(f"{where}: 'borrow' needs 'method' (and 'sections' and/or 'keys')")
+    other = resolve_run_config(str(value["method"]), dataset, data_root=ctx.data_root)
+    keys = value.get("keys") or {}
+    if isinstance(keys, list):
+        keys = {k: k for k in keys}
+    out: dict[str, Any] = {}
+    for section in value.get("sections") or []:
+        if section not in ("data", "classifier", "selection"):
+            raise ConfigError(f"{where}: borrow section {section!r}: data, classifier, selection")
+        values = dataclasses.asdict(getattr(other, section))
+        if section == "data":  # the dataset and its root are the job's own
+            values = {k: v for k, v in values.items() if k not in ("dataset", "root")}
+        out[section] = values
+    params = other.method_params
+    method = {mine: params[theirs] for mine, theirs in keys.items() if theirs in params}
+    if method:
+        out["method"] = method
+    return out
 
 
 def _papers_file(value: Any, anchors: list[Path], where: str) -> Path:

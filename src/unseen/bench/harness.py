@@ -2,11 +2,13 @@
 the rest on an executor, store each result as it arrives.
 
 A grid job is finished when the store holds every one of its seeds under its config key
-(:func:`unseen.bench.grid.config_key`). A finished ``unseen run`` folder (``run.yaml`` +
-``results.json``) under one of the grid's ``import`` folders, or under the bench's own
-``OUT/jobs``, whose resolved config has the same key is imported instead of rerun; its row
-records where it came from (``source = import``, its folder, the time results.json was
-written and the unseen version it names). Everything else runs.
+(:func:`unseen.bench.grid.config_key`), or, for a ``validate_only`` job, its validation
+selection. A finished ``unseen run`` folder (``run.yaml`` + ``results.json``; for a
+validation-only job ``validation/selection.json`` is enough) under one of the grid's
+``import`` folders, or under the bench's own ``OUT/jobs``, whose resolved config has the same
+key is imported instead of rerun; its row records where it came from (``source = import``,
+its folder, the time its results were written and the unseen version it names). Everything
+else runs.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from unseen import __version__
 from unseen.bench.grid import Grid, Job, config_key, read_run_folder
 from unseen.bench.store import Store
 
-__all__ = ["GridStatus", "code_version", "find_run_folders", "run_grid"]
+__all__ = ["GridStatus", "code_version", "find_run_folders", "job_done", "run_grid"]
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
@@ -65,26 +67,34 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _finished_file(folder: Path) -> Path | None:
+    """What says a runner folder finished: results.json, else its validation selection."""
+    for name in ("results.json", "validation/selection.json"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
 def find_run_folders(roots: list[Path]) -> dict[str, list[Path]]:
-    """Finished runner folders under ``roots``, by config key (newest first)."""
+    """Runner folders under ``roots`` that finished at least their validation selection, by
+    config key (newest first)."""
     found: dict[str, list[Path]] = {}
     for root in roots:
         if not root.is_dir():
             continue
-        for res in sorted(root.rglob("results.json")):
-            folder = res.parent
-            if not (folder / "run.yaml").exists():
+        for spec in sorted(root.rglob("run.yaml")):
+            folder = spec.parent
+            if _finished_file(folder) is None:
                 continue
             try:
                 import yaml
 
-                cfg = yaml.safe_load((folder / "run.yaml").read_text())
-                key = config_key(cfg)
+                key = config_key(yaml.safe_load(spec.read_text()))
             except Exception:  # a foreign or broken run.yaml: not importable, not fatal
                 continue
             found.setdefault(key, []).append(folder)
     for folders in found.values():
-        folders.sort(key=lambda f: (f / "results.json").stat().st_mtime, reverse=True)
+        folders.sort(key=lambda f: _finished_file(f).stat().st_mtime, reverse=True)
     return found
 
 
@@ -106,6 +116,8 @@ class GridStatus:
 
 
 def _import(store: Store, job: Job, folder: Path, seeds: list[int], source: str) -> bool:
+    if job.validate_only:
+        return _import_validation(store, job, folder, source)
     run = read_run_folder(folder)
     if run is None:
         return False
@@ -126,6 +138,36 @@ def _import(store: Store, job: Job, folder: Path, seeds: list[int], source: str)
         finished=finished,
     )
     return True
+
+
+def _import_validation(store: Store, job: Job, folder: Path, source: str) -> bool:
+    """A folder's validation selection (``validation/selection.json``) into the store."""
+    path = folder / "validation" / "selection.json"
+    try:
+        selection = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    finished = _mtime(path)
+    results = {"validation": selection, "config": job.config.to_dict(), "dataset": job.dataset}
+    version = code_version() if source == "bench" else _import_version({}, finished)
+    store.add_validation(
+        job.key,
+        results,
+        label=job.label,
+        variant=job.variant,
+        source=source,
+        run_dir=str(folder),
+        code_version=version,
+        finished=finished,
+    )
+    return True
+
+
+def job_done(store: Store, job: Job) -> bool:
+    """Whether the store holds the job: every seed, or its validation selection."""
+    if job.validate_only:
+        return store.validation_done(job.key)
+    return set(job.config.seeds) <= store.seeds_done(job.key)
 
 
 def _check_data(jobs: list[Job]) -> None:
@@ -168,7 +210,7 @@ def run_grid(
     todo: list[Job] = []
     for job in grid.jobs:
         seeds = job.config.seeds
-        if set(seeds) <= store.seeds_done(job.key):
+        if job_done(store, job):
             status.stored.append(job.label)
             continue
         own = jobs_dir / job.slug
@@ -199,6 +241,8 @@ def run_grid(
                 "out": str(jobs_dir / j.slug),
                 "label": j.label,
                 "plugins": plugins,
+                "runner": j.runner,
+                "validate_only": j.validate_only,
             }
             for j in todo
         ]
@@ -209,7 +253,8 @@ def run_grid(
                 status.failed.append(f"{job.label}: {type(result).__name__}: {result}")
                 say(f"[bench] {job.label} / {job.dataset}: FAILED: {result}")
                 continue
-            store.add_results(
+            add = store.add_validation if job.validate_only else store.add_results
+            add(
                 job.key,
                 json.loads(json.dumps(result)),
                 label=job.label,
@@ -220,6 +265,10 @@ def run_grid(
                 finished=_now(),
             )
             status.ran.append(job.label)
-            h = result["summary"]["h"]["mean"]
-            say(f"[bench] {job.label} / {job.dataset}: done (H {h:.1f})")
+            if job.validate_only:
+                h = result["validation"]["choice"]["validation"]["h_cal_best"]
+                say(f"[bench] {job.label} / {job.dataset}: done (validation H_cal {h:.1f})")
+            else:
+                h = result["summary"]["h"]["mean"]
+                say(f"[bench] {job.label} / {job.dataset}: done (H {h:.1f})")
     return status

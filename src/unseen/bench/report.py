@@ -9,6 +9,9 @@ Files written into the bench folder:
 * ``summary.csv``: one line per (dataset, row) with mean and std of every metric.
 * ``runs.csv``: one line per (row, seed), the store's rows without the JSON columns.
 * ``h_<DATASET>.png``: H (and calibrated H) per row with the paper's H as a marker.
+
+A grid with a ``layout`` (a paper's study, ``configs/studies/``) gets its rows drawn in the
+paper's layout instead of the per-dataset table and figure (:mod:`unseen.bench.study`).
 """
 
 from __future__ import annotations
@@ -77,6 +80,31 @@ def summarize_rows(grid: Grid, rows: list[dict[str, Any]]) -> list[dict[str, Any
     return out
 
 
+def _features_note(grid: Grid, dataset: str) -> str:
+    """For a study: which features its rows use when they are not the papers' ResNet-101."""
+    if not grid.layout:
+        return ""
+    used = sorted({j.config.data.features for j in grid.jobs if j.dataset == dataset})
+    if used == ["res101.mat"] or synthetic_dataset(dataset):
+        return ""
+    return (
+        f"Features: {', '.join(used)}; the papers' are ResNet-101 (res101.mat): compare the "
+        "rows with each other, not with the paper's columns."
+    )
+
+
+def _summary_of(folder: Path) -> dict[str, Any]:
+    """The test summary of a finished run folder (a study's reference row)."""
+    import json
+
+    from unseen.errors import ConfigError
+
+    try:
+        return json.loads((folder / "results.json").read_text())["summary"]
+    except (OSError, ValueError, KeyError):
+        raise ConfigError(f"--reference {folder}: no finished run there (results.json)") from None
+
+
 def _cell(stats: dict[str, Any], key: str) -> str:
     return format_mean_std(stats.get(key))
 
@@ -94,25 +122,46 @@ def _rel(path: str, base: Path) -> str:
         return path
 
 
-def write_report(grid: Grid, store: Store, out: Path, status_line: str = "") -> Path:
-    """Write report.md, summary.csv, runs.csv and the figures into ``out``; return report.md."""
+def write_report(
+    grid: Grid,
+    store: Store,
+    out: Path,
+    status_line: str = "",
+    references: dict[str, Path] | None = None,
+) -> Path:
+    """Write report.md, summary.csv, runs.csv and the figures into ``out``; return report.md.
+    ``references``: label -> finished run folder, shown under a study table."""
+    from unseen.bench.study import render_study
+
     out.mkdir(parents=True, exist_ok=True)
     papers = yaml.safe_load(grid.papers.read_text()) if grid.papers else {}
     rows = store.rows([j.key for j in grid.jobs])
     summary = summarize_rows(grid, rows)
+    refs = {name: _summary_of(Path(folder)) for name, folder in (references or {}).items()}
     cwd = Path.cwd()
+    validation = any(j.validate_only for j in grid.jobs)
     lines = [f"# Bench report: {grid.name}", ""]
     if grid.description:
         lines += [grid.description, ""]
-    lines += [
-        "Test numbers: per-class top-1 (%), mean ± sample std over seeds; each seed is one "
-        "retrain on all seen training data with the epochs, synthetic count, classifier "
-        "schedule and calibration gamma chosen once on the validation problem (first seed). "
-        "H_cal: H with calibrated stacking at the validation gamma. Paper columns: the "
-        "published numbers (U / S / H, T1) of the row's method "
-        f"({_rel(str(grid.papers), cwd) if grid.papers else 'no papers file'}).",
-        "",
-    ]
+    if validation:
+        lines += [
+            "Validation numbers: per-class top-1 (%) on the validation problem (pseudo-unseen "
+            "classes from the seen training classes, held-out pseudo-seen images; first seed) "
+            "at the point the runner chose (generator epochs, synthetic count, classifier "
+            "epochs, calibration gamma). The test split is never scored. H_cal: H at the best "
+            "calibration gamma.",
+            "",
+        ]
+    else:
+        lines += [
+            "Test numbers: per-class top-1 (%), mean ± sample std over seeds; each seed is one "
+            "retrain on all seen training data with the epochs, synthetic count, classifier "
+            "schedule and calibration gamma chosen once on the validation problem (first seed). "
+            "H_cal: H with calibrated stacking at the validation gamma. Paper columns: the "
+            "published numbers of the row's method or table "
+            f"({_rel(str(grid.papers), cwd) if grid.papers else 'no papers file'}).",
+            "",
+        ]
     if status_line:
         lines += [f"This regeneration: {status_line}.", ""]
     for dataset in dict.fromkeys(j.dataset for j in grid.jobs):
@@ -124,9 +173,12 @@ def write_report(grid: Grid, store: Store, out: Path, status_line: str = "") -> 
                 "**SYNTHETIC features: a smoke test of the code, not benchmark results.**",
                 "",
             ]
-        note = grid.features_note.get(dataset)
+        note = grid.features_note.get(dataset) or _features_note(grid, dataset)
         if note:
             lines += [f"**{note.strip()}**", ""]
+        if grid.layout:
+            lines += render_study(grid, dataset, store, out, papers, refs)
+            continue
         head = "| row | seeds | T1 | S | U | H | H_cal | AUSUC | paper U / S / H | paper T1 |"
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
         for s in mine:
@@ -159,6 +211,15 @@ def write_report(grid: Grid, store: Store, out: Path, status_line: str = "") -> 
             f"{', '.join(_rel(d, cwd) for d in s['run_dirs'])} | {s['finished']} | "
             f"{'; '.join(s['code_versions'])} | {s['total_seconds'] / 3600:.2f} |"
         )
+    found = store.validations([j.key for j in grid.jobs if j.validate_only])
+    for job in grid.jobs:
+        v = found.get(job.key)
+        if v is not None:
+            hours = v["selection"]["choice"].get("seconds", 0) / 3600
+            lines.append(
+                f"| {job.label} | {job.dataset} | {v['source']} | {_rel(v['run_dir'], cwd)} | "
+                f"{v['finished']} | {v['code_version']} | {hours:.2f} (validation) |"
+            )
     lines += [
         "",
         "`import`: a finished `unseen run` folder whose resolved config equals the row's "
@@ -198,7 +259,7 @@ def _write_csv(summary: list[dict[str, Any]], rows: list[dict[str, Any]], out: P
                     ";".join(s["code_versions"]),
                 ]
             )
-    skip = {"config", "validation", "history"}
+    skip = {"config", "validation", "history", "per_task"}
     with open(out / "runs.csv", "w", newline="") as f:
         cols = [k for k in (rows[0] if rows else {}) if k not in skip]
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")

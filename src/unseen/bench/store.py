@@ -11,8 +11,12 @@ Table ``runs``: ``key`` (hash of the resolved config without seeds, see
 ``import`` = a finished ``unseen run`` folder recognised by its config), ``run_dir``,
 ``device``, ``finished`` (ISO time the result was written), ``fit_seconds``,
 ``total_seconds``, the metrics ``t1 s u h s_cal u_cal h_cal ausuc gamma`` and JSON columns
-``validation`` (the validation choice) and ``history`` (per-epoch training losses).
-Table ``trials``: the sweeps' validation trials (see :mod:`unseen.bench.sweep`).
+``validation`` (the validation choice), ``history`` (per-epoch training losses) and
+``per_task`` (GMN's per-task counts: T1, U, S, H of the per-task models, or NULL).
+Table ``validations``: one row per config key of the validation-only jobs of a study grid
+(``validate_only: true``), with the whole selection (choice, every validation record, the
+generator health) as JSON. Table ``trials``: the sweeps' validation trials (see
+:mod:`unseen.bench.sweep`).
 """
 
 from __future__ import annotations
@@ -34,8 +38,14 @@ CREATE TABLE IF NOT EXISTS runs (
     config TEXT, code_version TEXT, source TEXT, run_dir TEXT, device TEXT,
     finished TEXT, fit_seconds REAL, total_seconds REAL,
     {", ".join(f"{m} REAL" for m in METRICS)},
-    validation TEXT, history TEXT,
+    validation TEXT, history TEXT, per_task TEXT,
     PRIMARY KEY (key, seed)
+);
+CREATE TABLE IF NOT EXISTS validations (
+    key TEXT PRIMARY KEY,
+    label TEXT, method TEXT, dataset TEXT, variant TEXT,
+    config TEXT, code_version TEXT, source TEXT, run_dir TEXT, finished TEXT,
+    selection TEXT
 );
 CREATE TABLE IF NOT EXISTS trials (
     sweep TEXT NOT NULL,
@@ -56,6 +66,9 @@ class Store:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(runs)")}
+        if "per_task" not in columns:  # a store written before the column existed
+            self._db.execute("ALTER TABLE runs ADD COLUMN per_task TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -108,6 +121,7 @@ class Store:
                     **{m: r.get(m) for m in METRICS},
                     "validation": json.dumps(choice, sort_keys=True),
                     "history": json.dumps(entry.get("history")),
+                    "per_task": _json_or_none((r.get("extra") or {}).get("per_task")),
                 }
                 cols = ", ".join(values)
                 marks = ", ".join("?" for _ in values)
@@ -128,6 +142,58 @@ class Store:
             args = tuple(keys)
         sql += " ORDER BY dataset, label, seed"
         return [dict(r) for r in self._db.execute(sql, args).fetchall()]
+
+    # ----------------------------------------------------------- validations
+    def validation_done(self, key: str) -> bool:
+        found = self._db.execute("SELECT 1 FROM validations WHERE key = ?", (key,)).fetchone()
+        return found is not None
+
+    def add_validation(
+        self,
+        key: str,
+        results: dict[str, Any],
+        *,
+        label: str,
+        variant: str = "",
+        source: str,
+        run_dir: str,
+        code_version: str,
+        finished: str,
+    ) -> None:
+        """Store the validation selection of a ``validate_only`` run (``results``: the
+        runner's return value, or a folder's ``{"validation", "config", "dataset"}``)."""
+        cfg = results.get("config") or {}
+        values = {
+            "key": key,
+            "label": label,
+            "method": cfg.get("method"),
+            "dataset": results.get("dataset"),
+            "variant": variant,
+            "config": json.dumps(cfg, sort_keys=True),
+            "code_version": code_version,
+            "source": source,
+            "run_dir": run_dir,
+            "finished": finished,
+            "selection": json.dumps(results["validation"], sort_keys=True),
+        }
+        with self._db:
+            self._db.execute(
+                f"INSERT OR REPLACE INTO validations ({', '.join(values)}) "
+                f"VALUES ({', '.join('?' for _ in values)})",
+                tuple(values.values()),
+            )
+
+    def validations(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored validation-only rows of ``keys``, by key, the selection parsed."""
+        if not keys:
+            return {}
+        sql = f"SELECT * FROM validations WHERE key IN ({', '.join('?' for _ in keys)})"
+        out = {}
+        for r in self._db.execute(sql, tuple(keys)).fetchall():
+            d = dict(r)
+            d["selection"] = json.loads(d["selection"])
+            out[d["key"]] = d
+        return out
 
     # ---------------------------------------------------------------- trials
     def add_trial(
@@ -168,3 +234,7 @@ class Store:
             d["validation"] = json.loads(d["validation"]) if d["validation"] else None
             out.append(d)
         return out
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True)

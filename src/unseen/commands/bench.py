@@ -1,5 +1,7 @@
 """``unseen bench GRID``: run a grid of methods x datasets x variants x seeds, store every
-result in SQLite, and write the report (Markdown + CSV + figures). See docs/bench.md."""
+result in SQLite, and write the report (Markdown + CSV + figures). A paper's study table or
+sensitivity figure is a grid too (``configs/studies/``), run on any dataset with
+``--dataset``. See docs/bench.md."""
 
 from __future__ import annotations
 
@@ -22,10 +24,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     b.add_argument(
         "grid",
-        help="grid file, e.g. configs/bench/flo.yaml (its relative paths are taken from its "
-        "own folder; a configs/... path missing here is the shipped one)",
+        help="grid file, e.g. configs/bench/flo.yaml or the study configs/studies/izf-tab3.yaml "
+        "(its relative paths are taken from its own folder; a configs/... path missing here "
+        "is the shipped one)",
     )
-    b.add_argument("--out", help="bench folder (default runs/bench-<grid name>)")
+    b.add_argument(
+        "--dataset",
+        nargs="+",
+        metavar="DATASET",
+        help="run the grid on these datasets instead of its own (e.g. a study on CUB)",
+    )
+    b.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="added to the grid's set for every job (rows' own settings still win), e.g. "
+        "data.features=effnet_lite0.mat",
+    )
+    b.add_argument(
+        "--config",
+        help="config file (as `unseen run --config`) for every entry that names none, "
+        "e.g. configs/gmn/FLO-fast.yaml",
+    )
+    b.add_argument(
+        "--rows",
+        nargs="+",
+        metavar="PATTERN",
+        help="only the jobs whose row or label matches one of these shell patterns",
+    )
+    b.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="LABEL=RUN_FOLDER",
+        help="a finished run shown under a study table (e.g. f-CLSWGAN=runs/clswgan-flo-fast)",
+    )
+    b.add_argument(
+        "--out",
+        help="bench folder (default runs/bench-<grid name>, + -<DATASET> with --dataset)",
+    )
     b.add_argument(
         "--store", help="SQLite results store (default OUT/results.sqlite); may be shared"
     )
@@ -52,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from unseen.bench.executors import make_executor
     from unseen.bench.grid import load_grid
-    from unseen.bench.harness import find_run_folders, run_grid
+    from unseen.bench.harness import find_run_folders, job_done, run_grid
     from unseen.bench.report import write_report
     from unseen.bench.store import Store
     from unseen.errors import ConfigError
@@ -61,17 +99,32 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ConfigError(f"--{flag} must be >= 1, got {value}")
-    grid = load_grid(args.grid, device=args.device, seeds=args.seeds, data_root=args.data_root)
-    out = Path(args.out or f"runs/bench-{grid.name}")
+    references = {}
+    for item in args.reference:
+        label, sep, folder = item.partition("=")
+        if not sep or not label or not folder:
+            raise ConfigError(f"--reference {item!r} must look like LABEL=RUN_FOLDER")
+        references[label] = Path(folder)
+    grid = load_grid(
+        args.grid,
+        device=args.device,
+        seeds=args.seeds,
+        data_root=args.data_root,
+        datasets=args.dataset,
+        sets=args.set,
+        config=args.config,
+        rows=args.rows,
+    )
+    default = f"runs/bench-{grid.name}" + (f"-{'+'.join(args.dataset)}" if args.dataset else "")
+    out = Path(args.out or default)
     store = Store(args.store or out / "results.sqlite")
     try:
         if args.list:
             index = find_run_folders([*grid.import_dirs, out / "jobs"])
             for job in grid.jobs:
-                done = store.seeds_done(job.key)
                 state = (
                     "stored"
-                    if set(job.config.seeds) <= done
+                    if job_done(store, job)
                     else "importable"
                     if job.key in index
                     else "import-only, missing"
@@ -97,7 +150,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         finally:
             if executor is not None and hasattr(executor, "shutdown"):
                 executor.shutdown()
-        report = write_report(grid, store, out, status.line())
+        report = write_report(grid, store, out, status.line(), references)
         print(f"[bench] {status.line()}")
         for s in grid.skipped:
             print(f"[bench] skipped: {s}")
