@@ -220,30 +220,48 @@ def test_reproduction_goes_through_the_runner_for_other_classifier_kinds(runs, t
         assert getattr(sc.reproduced, key) == pytest.approx(getattr(sc.recorded, key))
 
 
-def test_gsmflow_fig9_panels_are_titled_with_the_run_labels(runs, tmp_path, monkeypatch):
-    """benchmarks/gsmflow_tsne.py fig9 works on any finished run; each panel names its run."""
-    import argparse
-    import importlib.util
-    import sys
+def test_tsne_panels_of_several_runs_are_titled_with_the_run_labels(runs, tmp_path, monkeypatch):
+    """GSMFlow's Fig. 9 layout: (a) real features, then one panel per run, titled with it."""
+    from unseen.plot import style
 
-    import matplotlib.pyplot as plt
+    drawn: list = []
+    save = style.save_figure
+    monkeypatch.setattr(
+        style, "save_figure", lambda fig, *a, **k: (drawn.append(fig), save(fig, *a, **k))[1]
+    )
+    stem = tmp_path / "fig9"
+    args = ["--max-classes", "3", "--per-class", "5", "--out", stem]
+    assert _plot("tsne", runs["real"], runs["real"], *args) == 0
+    _check_files(stem, ["REAL features", "Fig. 9"])
+    titles = [ax.get_title() for ax in drawn[0].axes]
+    label = RunFolder.open(runs["real"]).label()
+    assert titles == ["(a) real: test images", *[f"({c}) synthesized: {label}" for c in "bc"]]
+    assert _plot("tsne", runs["real"], runs["synthetic"], *args) == 2  # never mixed
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gsmflow_tsne.py"
-    spec = importlib.util.spec_from_file_location("gsmflow_tsne", path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "gsmflow_tsne", module)
-    spec.loader.exec_module(module)
-    closed: list = []
-    monkeypatch.setattr(plt, "close", lambda fig=None: closed.append(fig))
-    out = tmp_path / "fig9.png"
-    args = argparse.Namespace(
-        runs=[str(runs["real"])], out=str(out), seed=None, data_root=None,
-        max_classes=3, per_class=5,
-    )  # fmt: skip
-    module.fig9(args)
-    assert out.stat().st_size > 1000
-    titles = [ax.get_title() for ax in closed[0].axes]
-    assert titles == ["(a) real unseen test features", "(b) synthesized: clswgan run-real"]
+
+def test_boundary_samples_of_a_gsmflow_run(tmp_path, capsys, runs):
+    """GSMFlow's Fig. 8 from a finished run; a run without mining is told so."""
+    ds = tiny_dataset(n_per_class=20)
+    npz = save_native(dataclasses.replace(ds, synthetic=False), tmp_path / "tiny.npz")
+    over = {
+        "method": dict(
+            epochs=1, batch_size=32, n_blocks=1, hidden=16, semantic_out=8,
+            contrastive_epochs=1, mining_steps=2,
+        ),
+        "classifier": dict(epochs=2),
+        "selection": dict(eval_every=1, n_synthetic=[5]),
+    }  # fmt: skip
+    run(
+        resolve_run_config("gsmflow", str(npz), overrides=over, seeds=[0]),
+        tmp_path / "g",
+        echo=False,
+    )
+    stem = tmp_path / "fig8"
+    assert _plot("boundary", tmp_path / "g", "--max-classes", "3", "--out", stem) == 0
+    _check_files(stem, ["REAL features", "boundary x+", "Fig. 8"])
+    assert "entropy trace" in capsys.readouterr().out
+    assert _plot("boundary", runs["real"], "--out", tmp_path / "no") == 2
+    assert "mines no boundary samples" in capsys.readouterr().err
 
 
 def test_bars_one_panel_per_dataset_and_no_colour_reused_alone():

@@ -9,7 +9,7 @@ project's machine (1 thread, 1280-d blobs, PCA to 50, perplexity 30): 1000 / 200
 points took 4.0 / 11.6 / 25.7 s with scikit-learn and 4.9 / 8.1 / 19.4 s with openTSNE.
 At the figure's default size (8 classes x 2 x 100 = 1600 points) the gain would be about a
 third, which does not pay for a second dependency (openTSNE itself depends on scikit-learn).
-Measured with ``benchmarks/tsne_speed.py``.
+Measured with 1000-4000 Gaussian blobs of FLO's size, PCA to 50, perplexity 30.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ __all__ = [
     "seen_unseen_figure",
     "tsne_embedding",
     "tsne_figure",
+    "tsne_panels_figure",
 ]
 
 METRIC_LABELS = {
@@ -94,6 +95,46 @@ def tsne_figure(
     ax.set_yticks([])
     ax.set_xlabel("t-SNE 1")
     ax.set_ylabel("t-SNE 2")
+    fig.suptitle(title)
+    return fig
+
+
+@styled
+def tsne_panels_figure(
+    real: np.ndarray,
+    y_real: np.ndarray,
+    panels: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    classes: Sequence[int],
+    title: str,
+    *,
+    seed: int = 0,
+    real_what: str = "real unseen test features",
+) -> Figure:
+    """GSMFlow's Fig. 9 layout: panel (a) the real features alone, then one panel per
+    ``(label, generated features, their labels)`` embedded jointly with the real ones (light
+    dots: real, crosses: generated), one colour per class throughout."""
+    if len(classes) > len(TOL_MUTED):
+        raise ValueError(f"at most {len(TOL_MUTED)} classes can get distinct colours")
+    fig = new_figure(4.2 * (len(panels) + 1), 4.6)
+    axes = fig.subplots(1, len(panels) + 1, squeeze=False)[0]
+    emb = tsne_embedding(real, seed=seed)
+    for k, c in enumerate(classes):
+        m = y_real == c
+        axes[0].scatter(emb[m, 0], emb[m, 1], s=8, color=TOL_MUTED[k], linewidths=0)
+    axes[0].set_title(f"(a) {real_what}", fontsize=10)
+    for i, (label, fake, y_fake) in enumerate(panels, start=1):
+        emb = tsne_embedding(np.concatenate([real, fake]), seed=seed)
+        er, ef = emb[: len(real)], emb[len(real) :]
+        for k, c in enumerate(classes):
+            colour = TOL_MUTED[k]
+            m = y_real == c
+            axes[i].scatter(er[m, 0], er[m, 1], s=6, color=colour, alpha=0.2, linewidths=0)
+            m = y_fake == c
+            axes[i].scatter(ef[m, 0], ef[m, 1], s=10, color=colour, marker="x", linewidths=0.8)
+        axes[i].set_title(f"({chr(97 + i)}) synthesized: {label}", fontsize=9)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.suptitle(title)
     return fig
 

@@ -37,6 +37,7 @@ __all__ = [
     "GZSLScores",
     "Rebuilt",
     "RunFolder",
+    "boundary_points",
     "expand_runs",
     "rebuild",
     "sample_points",
@@ -258,6 +259,66 @@ def sample_points(
         "classes": classes,
         "names": [_class_name(ds, int(c), int(c) in unseen) for c in classes],
         "n_pool": len(pool),
+    }
+
+
+def boundary_points(rb: Rebuilt, max_classes: int = 8, per_class: int = 60) -> dict[str, Any]:
+    """GSMFlow's Fig. 8: seen training features of up to ``max_classes`` classes and their
+    boundary samples x+ mined by the run's trained contrastive network g (Eq. 4), with the
+    entropy of g over the mining steps. Training data only; classes and images drawn with the
+    run's seed.
+
+    Raises:
+        ConfigError: for a run whose model mines no boundary samples (not GSMFlow, or a
+            variant without them).
+    """
+    from unseen.models.gsmflow import mine_boundary_samples
+
+    method = rb.method
+    if "g" not in (method.nets_ or {}):
+        raise ConfigError(
+            f"{rb.run.path}: its {method.name} model mines no boundary samples (GSMFlow's "
+            "full or no-vp variant does)"
+        )
+    c = method.config
+    train = rb.task.train
+    x, y = train.features, train.labels
+    rng = np.random.default_rng(rb.seed)
+    seen = rb.task.seen_classes.numpy()
+    classes = np.sort(rng.choice(seen, size=min(max_classes, len(seen)), replace=False))
+    yn = y.numpy()
+    pick = np.concatenate(
+        [
+            rng.choice(
+                np.nonzero(yn == k)[0], size=min(per_class, int((yn == k).sum())), replace=False
+            )
+            for k in classes
+        ]
+    )
+    # Mining moves every sample on its own (Eq. 4): mining the shown samples only gives the
+    # same x+ as mining the whole training set.
+    col = torch.full((train.n_classes,), -1, dtype=torch.long)
+    col[rb.task.seen_classes] = torch.arange(len(seen))
+    trace: list[float] = []
+    with torch.enable_grad():
+        x_plus = mine_boundary_samples(
+            method.nets_["g"],
+            x[pick],
+            col[y[pick]],
+            train.semantics[rb.task.seen_classes],
+            c.mining_steps,
+            c.mining_lr,
+            c.entropy_weight,
+            c.batch_size,
+            trace=trace,
+        )
+    return {
+        "real": x[pick].numpy(),
+        "boundary": x_plus.detach().numpy(),
+        "labels": yn[pick],
+        "classes": classes,
+        "names": [_class_name(rb.dataset, int(k), False) for k in classes],
+        "entropy": trace,
     }
 
 
