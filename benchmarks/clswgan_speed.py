@@ -1,7 +1,7 @@
 """f-CLSWGAN training speed: step time, achieved GFLOP/s and peak memory at benchmark shapes.
 
 Prints, for each shape, the time of one generator iteration (``critic_steps`` critic updates +
-one generator update), the epoch time it implies, the FLOPs counted by torch's FlopCounterMode,
+one generator update), the epoch time it implies, the FLOPs (benchmarks/timing.py's counter),
 the achieved GFLOP/s beside this machine's fp32 sgemm rate, and peak memory; and the gradient
 penalty computed with autograd's double backward vs the closed-form critic input gradient.
 
@@ -15,13 +15,10 @@ Shapes are the real benchmarks' (images x feature dim, semantic dim); the featur
 from __future__ import annotations
 
 import argparse
-import resource
-import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from unseen.data.task import SeenTrainData
+from timing import flops_of, peak_memory_mib, random_seen_data, sgemm_gflops, timed
 from unseen.methods.clswgan import CLSWGAN
 
 SHAPES = {  # n_train, feature dim (ours / xlsa17), semantic dim, seen classes
@@ -32,69 +29,26 @@ SHAPES = {  # n_train, feature dim (ours / xlsa17), semantic dim, seen classes
 }
 
 
-def sgemm_rate(device: torch.device, n: int = 2048, k: int = 256, reps: int = 30) -> float:
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, k, device=device)
-    for _ in range(3):
-        a @ b
-    _sync(device)
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    _sync(device)
-    return 2 * n * n * k * reps / (time.perf_counter() - t) / 1e9
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def fake_data(n: int, d: int, da: int, n_seen: int, device: torch.device) -> SeenTrainData:
-    g = torch.Generator().manual_seed(0)
-    labels = torch.arange(n) % n_seen
-    return SeenTrainData(
-        features=torch.rand(n, d, generator=g),
-        labels=labels,
-        semantics=torch.rand(n_seen + 10, da, generator=g),
-        seen_classes=torch.arange(n_seen),
-        unseen_classes=torch.arange(n_seen, n_seen + 10),
-        name="speed",
-        synthetic=True,
-    )
-
-
 def time_iteration(shape: str, hidden: int, batch: int, device: torch.device, iters: int) -> dict:
     n, d, da, n_seen = SHAPES[shape]
-    data = fake_data(batch * iters, d, da, n_seen, device)
     m = CLSWGAN(
         hidden_g=hidden, hidden_d=hidden, batch_size=batch, pretrain_epochs=0, device=device
     )
-    m.fit(data, epochs=0)
-    on_dev = m._to_device(data)
-    m._train_epoch(m._to_device(fake_data(batch, d, da, n_seen, device)), 0)  # warm-up
-    with FlopCounterMode(display=False) as counter:
-        m._train_epoch(m._to_device(fake_data(batch, d, da, n_seen, device)), 0)
-    flops = counter.get_total_flops()
+    m.fit(random_seen_data(batch * iters, d, da, n_seen), epochs=0)
+    on_dev = m._to_device(random_seen_data(batch * iters, d, da, n_seen))
+    one = m._to_device(random_seen_data(batch, d, da, n_seen))
+    m._train_epoch(one, 0)  # warm-up
+    flops = flops_of(lambda: m._train_epoch(one, 0))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    _sync(device)
-    t = time.perf_counter()
-    m._train_epoch(on_dev, 0)  # `iters` generator iterations
-    _sync(device)
-    dt = (time.perf_counter() - t) / iters
-    peak = (
-        torch.cuda.max_memory_allocated(device) / 2**20
-        if device.type == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    )
+    dt = timed(lambda: m._train_epoch(on_dev, 0), device)[0] / iters  # `iters` iterations
     return {
         "shape": shape,
         "iter_ms": 1000 * dt,
         "epoch_s": dt * -(-n // batch),
         "gflop_per_iter": flops / 1e9,
         "gflops": flops / dt / 1e9,
-        "peak_mib": peak,
+        "peak_mib": peak_memory_mib(device),
     }
 
 
@@ -119,13 +73,7 @@ def gp_comparison(hidden: int, batch: int, device: torch.device, reps: int = 10)
             critic.zero_grad()
             gp.backward()
 
-        step()
-        _sync(device)
-        t = time.perf_counter()
-        for _ in range(reps):
-            step()
-        _sync(device)
-        out.append(1000 * (time.perf_counter() - t) / reps)
+        out.append(1000 * sum(timed(step, device, reps, warmup=1)) / reps)
     return tuple(out)
 
 
@@ -139,7 +87,7 @@ def main() -> None:
     args = p.parse_args()
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
-    print(f"fp32 sgemm 2048x2048 @ 2048x256: {sgemm_rate(device):.0f} GFLOP/s")
+    print(f"fp32 sgemm 2048x2048 @ 2048x256: {sgemm_gflops(device, reps=30):.0f} GFLOP/s")
     for hidden in args.hidden:
         auto, closed = gp_comparison(hidden, args.batch, device)
         print(

@@ -12,10 +12,10 @@ Features are random (speed does not depend on their values).
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
+from timing import random_seen_data, timed
 from unseen.data.task import SeenTrainData
 from unseen.methods.clswgan import CLSWGAN
 from unseen.methods.coupling import TLCoupling
@@ -25,17 +25,6 @@ SHAPES = {
     "CUB": (7057, 2048, 312, 150),
     "AWA2": (23527, 2048, 85, 40),
 }
-
-
-def fake_data(n: int, d: int, da: int, n_seen: int) -> SeenTrainData:
-    g = torch.Generator().manual_seed(0)
-    return SeenTrainData(
-        features=torch.rand(n, d, generator=g),
-        labels=torch.arange(n) % n_seen,
-        semantics=torch.rand(n_seen + 10, da, generator=g),
-        seen_classes=torch.arange(n_seen),
-        unseen_classes=torch.arange(n_seen, n_seen + 10),
-    )
 
 
 def time_iteration(method, data: SeenTrainData, iters: int) -> float:
@@ -53,9 +42,7 @@ def time_iteration(method, data: SeenTrainData, iters: int) -> float:
         **{**small.__dict__, "features": small.features[:1], "labels": small.labels[:1]}
     )
     method._train_epoch(warm, 0)
-    t = time.perf_counter()
-    method._train_epoch(small, 0)  # exactly `iters` generator iterations
-    return (time.perf_counter() - t) / iters
+    return timed(lambda: method._train_epoch(small, 0))[0] / iters  # `iters` iterations
 
 
 def main() -> None:
@@ -69,7 +56,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     n, d, da, ns = SHAPES[args.shape]
-    data = fake_data(n, d, da, ns)
+    data = random_seen_data(n, d, da, ns)
     print(f"{args.shape}: n={n} d={d} d_a={da}; torch threads {torch.get_num_threads()}")
     for hidden in args.hidden:
         for batch in args.batch:

@@ -18,33 +18,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import time
 
 import torch
+
+from timing import peak_memory_mib, random_seen_data, rss_mib, timed
+from unseen.data.task import SeenTrainData
 
 VARIANTS = ("clswgan", "cwgan", "cwgan+cls", "cwgan+gm")
 
 
 def _data(args, device):
-    from unseen.data.task import SeenTrainData
-
-    g = torch.Generator().manual_seed(0)
-    n_classes = args.n_seen + args.n_unseen
-    labels = torch.arange(args.batch) % args.n_seen  # N = batch: one epoch = one iteration
-    sem = torch.nn.functional.normalize(
-        torch.rand(n_classes, args.semantic_dim, generator=g), dim=1
+    """CUB-shaped random data of ``batch`` features (N = batch: one epoch = one iteration)."""
+    data = random_seen_data(
+        args.batch, args.feature_dim, args.semantic_dim, args.n_seen, args.n_unseen, unit=True
     )
-    x = torch.relu(torch.randn(args.batch, args.feature_dim, generator=g))
     return SeenTrainData(
-        features=x.to(device),
-        labels=labels.to(device),
-        semantics=sem.to(device),
-        seen_classes=torch.arange(args.n_seen, device=device),
-        unseen_classes=torch.arange(args.n_seen, n_classes, device=device),
-        name="cub-shaped",
+        **{k: v.to(device) if torch.is_tensor(v) else v for k, v in data.__dict__.items()}
     )
 
 
@@ -74,16 +65,6 @@ def _method(variant, args, device):
     )
 
 
-def _sync(device):
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
 def _setup(variant: str, args):
     torch.manual_seed(0)
     data = _data(args, args.device)
@@ -98,11 +79,7 @@ def _setup(variant: str, args):
 
 
 def _time_iteration(m, data, args, step: int) -> float:
-    _sync(args.device)
-    t0 = time.perf_counter()
-    m._train_epoch(data, step)
-    _sync(args.device)
-    return time.perf_counter() - t0
+    return timed(lambda: m._train_epoch(data, step), args.device)[0]
 
 
 def memory(variant: str, args) -> dict:
@@ -112,13 +89,9 @@ def memory(variant: str, args) -> dict:
     m, data = _setup(variant, args)
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    rss0 = _rss_mib()
+    rss0 = rss_mib()
     _time_iteration(m, data, args, 1)
-    peak = (
-        torch.cuda.max_memory_allocated() / 2**20
-        if args.device.startswith("cuda")
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss0
-    )
+    peak = peak_memory_mib(args.device) - (0 if args.device.startswith("cuda") else rss0)
     return {"variant": variant, "peak_mib": peak}
 
 
@@ -147,15 +120,13 @@ def _gm_alone(m, data, args) -> float:
     sem = data.semantics[data.seen_classes]
     fake = G(data.semantics[y], torch.randn(args.batch, G.noise_dim, device=args.device))
     fake = fake.detach().requires_grad_(True)
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        loss = gradient_matching_loss(
+
+    def gm_step() -> None:
+        gradient_matching_loss(
             x, y, fake, y, probe.weight.detach(), probe.bias.detach(), sem
-        )
-        loss.backward()
-        _sync(args.device)
-        times.append(time.perf_counter() - t0)
+        ).backward()
+
+    times = timed(gm_step, args.device, args.repeats)
     return {"min_s": min(times), "median_s": sorted(times)[len(times) // 2]}
 
 

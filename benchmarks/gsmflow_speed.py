@@ -14,9 +14,10 @@ apart instead of splitting/concatenating in every block.
 Same numerics: FrEIA's weights are copied into ours and the script prints the largest
 difference of z and of the log-det on one batch before timing (float32 rounding only).
 Timing: ``--rounds`` interleaved rounds of ``--steps`` steps of each model; min and median
-ms per step. GFLOP per step from ``torch.utils.flop_counter`` (forward + backward, no
-optimizer); achieved GFLOP/s = that / median time. Peak memory: peak RSS of a fresh
-subprocess running a few steps of one model (CPU), or ``torch.cuda.max_memory_allocated``.
+ms per step. GFLOP per step from ``torch.utils.flop_counter``'s formulas (forward +
+backward, no optimizer; ``benchmarks/timing.py``); achieved GFLOP/s = that / median time.
+Peak memory: peak RSS of a fresh subprocess running a few steps of one model (CPU), or
+``torch.cuda.max_memory_allocated``.
 
 Run single-threaded on this project's shared CPU: ``/work/heavy .venv/bin/python
 benchmarks/gsmflow_speed.py`` (FrEIA is in the ``bench`` extra: ``pip install -e .[bench]``).
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,8 +34,8 @@ import time
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
+from timing import flops_of, peak_rss_mib, sync
 from unseen.models.flows import ConditionalCouplingFlow
 
 
@@ -135,11 +135,6 @@ def make_step(kind: str, model: nn.Module, table: nn.Parameter, args, device):
     return step, batch, loss_of
 
 
-def sync(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def peak_memory_child(kind: str, args) -> None:
     """Subprocess body: a few steps of one model; prints its peak memory as JSON."""
     device = torch.device(args.device)
@@ -147,31 +142,19 @@ def peak_memory_child(kind: str, args) -> None:
     model = ref if kind == "freia" else ours
     table = nn.Parameter(torch.randn(args.classes, args.cond, device=device))
     step, _, _ = make_step(kind, model, table, args, device)
-    before = _peak_rss_mib()
+    before = peak_rss_mib()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for _ in range(3):
         step()
     sync(device)
     out = {
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
         "rss_before_steps_mib": before,
     }
     if device.type == "cuda":
         out["cuda_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     print(json.dumps(out))
-
-
-def _peak_rss_mib() -> float:
-    """This process's peak RSS. Linux keeps ``ru_maxrss`` across ``exec`` (a child started
-    by a 2 GB parent reports 2 GB), so read ``VmHWM`` of the new address space instead."""
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def mining_benchmark(args) -> None:
@@ -414,9 +397,7 @@ def main() -> None:
 
     flops = {}
     for name, fn in (("freia", loss_f), ("ours", loss_o)):
-        with FlopCounterMode(display=False) as counter:
-            fn(x, y).backward()
-        flops[name] = counter.get_total_flops() / 1e9
+        flops[name] = flops_of(lambda fn=fn: fn(x, y).backward()) / 1e9
     ref.zero_grad(set_to_none=True)
     ours.zero_grad(set_to_none=True)
 

@@ -3,9 +3,9 @@
 Prints, for one IZF training step (forward NLL on 256 seen features, prototypes of the
 batch's classes for L_C, 256 generated unseen features for L_iMMD, backward, Adam):
 the median step time, the step's floating-point operations (counted by
-``torch.utils.flop_counter.FlopCounterMode``: matrix products of forward and backward),
-the achieved GFLOP/s, the peak memory, and the GFLOP/s of one fp32 2048x2048 @ 2048x256
-product on the same device. Target: the IZF step at >= 80% of the sgemm rate.
+``torch.utils.flop_counter``'s formulas in ``benchmarks/timing.py``: matrix products of
+forward and backward), the achieved GFLOP/s, the peak memory, and the GFLOP/s of one fp32
+2048x2048 @ 2048x256 product on the same device. Target: the IZF step at >= 80% of the sgemm rate.
 
 Data: AWA2's shape (23527 x 2048 features in [0, 1], 85-d unit-norm semantics, 40 seen and
 10 unseen classes), random values: speed does not depend on them.
@@ -19,62 +19,26 @@ from __future__ import annotations
 
 import argparse
 import platform
-import resource
 import statistics
-import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
+from timing import flops_of, peak_memory_mib, random_seen_data, timed
 from unseen.data.task import SeenTrainData
 from unseen.methods.izf import IZF, seen_class_means
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device, repeats: int, warmup: int = 2) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-def flops_of(fn) -> int:
-    with FlopCounterMode(display=False) as fc:
-        fn()
-    return fc.get_total_flops()
-
-
 def awa2_shaped(device: torch.device, n: int = 23527, d: int = 2048, d_c: int = 85):
-    g = torch.Generator().manual_seed(0)
-    sem = torch.rand(50, d_c, generator=g)
-    sem = sem / sem.norm(dim=1, keepdim=True)
-    labels = torch.randint(0, 40, (n,), generator=g)
-    data = SeenTrainData(
-        features=torch.rand(n, d, generator=g),
-        labels=labels,
-        semantics=sem,
-        seen_classes=torch.arange(40),
-        unseen_classes=torch.arange(40, 50),
-        name="AWA2-shaped (random values)",
-        synthetic=True,
-    )
+    """AWA2's shape: features in [0, 1], unit-norm semantics, random labels of 40 classes."""
+    data = random_seen_data(n, d, d_c, 40, 10, unit=True)
+    labels = torch.randint(0, 40, (n,), generator=torch.Generator().manual_seed(1))
     return SeenTrainData(
         features=data.features.to(device),
-        labels=data.labels.to(device),
+        labels=labels.to(device),
         semantics=data.semantics.to(device),
         seen_classes=data.seen_classes.to(device),
         unseen_classes=data.unseen_classes.to(device),
-        name=data.name,
+        name="AWA2-shaped (random values)",
         synthetic=True,
     )
 
@@ -96,12 +60,6 @@ def izf_step_fn(method: IZF, data: SeenTrainData, batch: int):
     return step
 
 
-def peak_memory_mib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--device", default="cpu")
@@ -118,7 +76,7 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}"
     )
     data = awa2_shaped(device)
-    base_rss = peak_memory_mib(device)
+    base_rss = peak_memory_mib(device)  # the data alone
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     torch.manual_seed(0)

@@ -31,13 +31,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from timing import (
+    machine,
+    matmul_flops,
+    peak_memory_mib,
+    random_seen_data,
+    rss_mib,
+    sgemm_gflops,
+    sync,
+)
 
 SHAPES = {  # n_train, feature dim, semantic dim, seen classes, unseen classes, config dataset
     "AWA2": (23527, 2048, 85, 40, 10, "AWA2"),
@@ -48,90 +55,15 @@ SHAPES = {  # n_train, feature dim, semantic dim, seen classes, unseen classes, 
 }
 
 
-def matmul_flops():
-    """A dispatch mode that sums the FLOPs of torch's ``flop_counter`` formulas (matrix
-    products, convolutions, attention) over every op run inside it.
-
-    ``FlopCounterMode`` itself also tracks modules with backward hooks, and those make
-    ``torch.autograd.grad`` fail on leaf tensors (CGAN + L_iMMD's gradient penalty: "A leaf
-    node was passed to _will_engine_execute_node"); the counting rule here is the same.
-    """
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils.flop_counter import flop_registry
-
-    class MatmulFlops(TorchDispatchMode):
-        def __init__(self) -> None:
-            super().__init__()
-            self.total = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            out = func(*args, **kwargs)
-            formula = flop_registry.get(func._overloadpacket)
-            if formula is not None:
-                self.total += int(formula(*args, **kwargs, out_val=out))
-            return out
-
-        def get_total_flops(self) -> int:
-            return self.total
-
-    return MatmulFlops()
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def sgemm_gflops(device, n: int = 2048, k: int = 256, reps: int = 20) -> float:
-    """fp32 ``(n x n) @ (n x k)`` rate, the yardstick of the achieved GFLOP/s."""
-    import torch
-
-    a, b = torch.randn(n, n, device=device), torch.randn(n, k, device=device)
-    for _ in range(3):
-        a @ b
-    _sync(device)
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    _sync(device)
-    return 2 * n * n * k * reps / (time.perf_counter() - t) / 1e9
-
-
 def fake_data(n: int, shape: str, device, seed: int = 0):
-    import torch
-
-    from unseen.data.task import SeenTrainData
-
     _, d, da, n_seen, n_unseen, _ = SHAPES[shape]
-    g = torch.Generator().manual_seed(seed)
-    return SeenTrainData(
-        features=torch.rand(n, d, generator=g),
-        labels=torch.arange(n) % n_seen,
-        semantics=torch.rand(n_seen + n_unseen, da, generator=g),
-        seen_classes=torch.arange(n_seen),
-        unseen_classes=torch.arange(n_seen, n_seen + n_unseen),
-        name=f"speed-{shape}",
-        synthetic=True,
-    )
+    return random_seen_data(n, d, da, n_seen, n_unseen, seed=seed)
 
 
 def _peak(device, base_rss: float) -> dict:
-    import torch
-
+    peak = peak_memory_mib(device)
     if device.type == "cuda":
-        return {"peak_mib": torch.cuda.max_memory_allocated(device) / 2**20, "memory": "cuda"}
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return {"peak_mib": peak, "memory": "cuda"}
     return {"peak_mib": peak, "peak_growth_mib": peak - base_rss, "memory": "rss"}
 
 
@@ -153,7 +85,7 @@ def measure_method(method: str, shape: str, steps: int, device_name: str, amp: b
         params, source = {}, "method defaults"
     cfg = config_from_dict(cls.config_class, {**cls.config_class().__dict__, **params}, "method")
     batch = int(cfg.batch_size)
-    base_rss = _rss_mib()
+    base_rss = rss_mib()
     m = cls(cfg, device=device, seed=0)
     # Build + the method's one-off set-up (_prepare: e.g. f-CLSWGAN's seen-class classifier)
     # on one minibatch; the set-up is not part of the per-epoch cost measured below.
@@ -172,21 +104,21 @@ def measure_method(method: str, shape: str, steps: int, device_name: str, amp: b
     # `many` apart from the epoch steps (extrapolated to n_train), so the step is the step.
     setup_s, rows_factor, warm = None, 1, one
     if "g" in (m.nets_ or {}) and hasattr(m, "boundary_samples"):
-        _sync(device)
+        sync(device)
         t = time.perf_counter()
         m._train_contrastive(many)
         m.boundary_samples(many)  # cached for `many` (one entry): warm up on `many` too
-        _sync(device)
+        sync(device)
         setup_s = (time.perf_counter() - t) * n_train / len(many.labels)
         rows_factor, warm = 2, many
     with ctx, matmul_flops() as counter:  # also the warm-up step(s)
         m._train_epoch(warm, 0)
     flops = counter.get_total_flops() / math.ceil(rows_factor * len(warm.labels) / batch)
-    _sync(device)
+    sync(device)
     t = time.perf_counter()
     with ctx:
         m._train_epoch(many, 1)  # `steps` (x rows_factor) minibatch steps
-    _sync(device)
+    sync(device)
     step_s = (time.perf_counter() - t) / (steps * rows_factor)
     out = {
         "method": method,
@@ -320,10 +252,10 @@ def _flow_reference(m, shape: str, device, reps: int = 5) -> dict | None:
     # Interleaved repeats, best of each: on a shared machine both see the same load.
     for _ in range(reps):
         for name, (fwd, opt) in steps.items():
-            _sync(device)
+            sync(device)
             t = time.perf_counter()
             _nll_step(fwd, x, cond, opt)
-            _sync(device)
+            sync(device)
             times[name].append(time.perf_counter() - t)
     for name, net in nets.items():
         best = min(times[name])
@@ -334,23 +266,6 @@ def _flow_reference(m, shape: str, device, reps: int = 5) -> dict | None:
             "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
         }
     return out
-
-
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (
-        f"{cpu}, {cores} cores visible, {gpu}; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} torch thread(s), Python {platform.python_version()}"
-    )
 
 
 def table(rows: list[dict]) -> str:

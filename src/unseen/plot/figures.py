@@ -9,7 +9,7 @@ project's machine (1 thread, 1280-d blobs, PCA to 50, perplexity 30): 1000 / 200
 points took 4.0 / 11.6 / 25.7 s with scikit-learn and 4.9 / 8.1 / 19.4 s with openTSNE.
 At the figure's default size (8 classes x 2 x 100 = 1600 points) the gain would be about a
 third, which does not pay for a second dependency (openTSNE itself depends on scikit-learn).
-Measured with 1000-4000 Gaussian blobs of FLO's size, PCA to 50, perplexity 30.
+Measured with ``benchmarks/tsne_speed.py``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,173 @@
+"""The one timing, FLOP-counting and memory helper of the speed scripts in benchmarks/.
+
+Every speed script imports from here (``from timing import ...``; the scripts run as
+``python benchmarks/<script>.py``, which puts this folder first on ``sys.path``):
+
+* :func:`timed`: wall seconds of repeated calls after warm-up, synchronising CUDA;
+* :func:`flops_of` / :func:`matmul_flops`: the FLOPs of ``torch.utils.flop_counter``'s
+  formulas (matrix products, convolutions, attention) over every op run;
+* :func:`sgemm_gflops`: this machine's fp32 sgemm rate, the yardstick of achieved GFLOP/s;
+* :func:`peak_memory_mib`, :func:`rss_mib`, :func:`peak_rss_mib`: peak and current memory;
+* :func:`random_seen_data`: random features of a benchmark's shape (speed does not depend on
+  their values);
+* :func:`machine`: the CPU, cores, GPU, torch and Python of a measurement.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+__all__ = [
+    "flops_of",
+    "machine",
+    "matmul_flops",
+    "peak_memory_mib",
+    "peak_rss_mib",
+    "random_seen_data",
+    "rss_mib",
+    "sgemm_gflops",
+    "sync",
+    "timed",
+]
+
+
+def sync(device: torch.device | str) -> None:
+    """Wait for the device's queued work (CUDA is asynchronous; CPU is not)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(
+    fn: Callable[[], Any], device: torch.device | str = "cpu", repeats: int = 1, warmup: int = 0
+) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def matmul_flops() -> Any:
+    """A dispatch mode that sums the FLOPs of torch's ``flop_counter`` formulas over every op
+    run inside it (``with matmul_flops() as c: ...; c.get_total_flops()``).
+
+    ``FlopCounterMode`` itself also tracks modules with backward hooks, and those make
+    ``torch.autograd.grad`` fail on leaf tensors (CGAN + L_iMMD's gradient penalty: "A leaf
+    node was passed to _will_engine_execute_node"); the counting rule here is the same.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class MatmulFlops(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                self.total += int(formula(*args, **kwargs, out_val=out))
+            return out
+
+        def get_total_flops(self) -> int:
+            return self.total
+
+    return MatmulFlops()
+
+
+def flops_of(fn: Callable[[], Any]) -> int:
+    """FLOPs of one call of ``fn`` (see :func:`matmul_flops`)."""
+    with matmul_flops() as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def sgemm_gflops(device: torch.device | str, n: int = 2048, k: int = 256, reps: int = 20) -> float:
+    """fp32 ``(n x n) @ (n x k)`` rate in GFLOP/s, the yardstick of the achieved GFLOP/s."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, k, device=device)
+    seconds = sum(timed(lambda: a @ b, device, reps, warmup=3))
+    return 2 * n * n * k * reps / seconds / 1e9
+
+
+def rss_mib() -> float:
+    """This process's resident set now (Linux ``VmRSS``)."""
+    return _status_mib("VmRSS:")
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set. Linux keeps ``ru_maxrss`` across ``exec`` (a child
+    started by a 2 GB parent reports 2 GB), so ``VmHWM`` of this address space is read."""
+    peak = _status_mib("VmHWM:")
+    return peak if peak == peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_memory_mib(device: torch.device | str) -> float:
+    """Peak memory of the measurement: ``max_memory_allocated`` on CUDA, else peak RSS."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return peak_rss_mib()
+
+
+def _status_mib(field: str) -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def random_seen_data(
+    n: int, d: int, d_a: int, n_seen: int, n_unseen: int = 10, *, seed: int = 0, unit: bool = False
+) -> Any:
+    """Seen training data of a benchmark's shape with random values: ``n`` features of ``d``
+    dims in [0, 1), labels cycling over ``n_seen`` classes, ``d_a``-dim class semantics in
+    [0, 1) (unit length with ``unit``) for ``n_seen + n_unseen`` classes."""
+    from unseen.data.task import SeenTrainData
+
+    g = torch.Generator().manual_seed(seed)
+    semantics = torch.rand(n_seen + n_unseen, d_a, generator=g)
+    if unit:
+        semantics = torch.nn.functional.normalize(semantics, dim=1)
+    return SeenTrainData(
+        features=torch.rand(n, d, generator=g),
+        labels=torch.arange(n) % n_seen,
+        semantics=semantics,
+        seen_classes=torch.arange(n_seen),
+        unseen_classes=torch.arange(n_seen, n_seen + n_unseen),
+        name=f"random {n} x {d}",
+        synthetic=True,
+    )
+
+
+def machine() -> str:
+    """CPU, visible cores, GPU, torch version and threads, Python: one line."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{cpu}, {cores} cores visible, {gpu}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch thread(s), Python {platform.python_version()}"
+    )
