@@ -173,61 +173,50 @@ def test_sweep_points_of_the_base_config_are_one_job():
     assert len(grid.jobs) == len(points) - 3  # lambda_flow 2, lambda_c 1, lambda_immd 0.1, 5 blocks
 
 
-TINY_GMN = [
-    "method.epochs=2",
-    "method.hidden_g=[16]",
-    "method.hidden_d=[16]",
-    "method.noise_dim=4",
-    "method.batch_size=64",
-    "method.critic_steps=1",
-    "classifier.kind=bilinear",
-    "classifier.epochs=2",
-    "classifier.lr=0.05",
-    "classifier.zsl_train=all",
-    "selection.eval_every=1",
-    "selection.n_synthetic=[5,10]",
-]
-TINY_TLC = [
-    "method.epochs=1",
-    "method.batch_size=32",
-    "method.hidden_g=8",
-    "method.hidden_d=8",
-    "method.hidden_i=[8]",
-    "method.hidden_d2=8",
-    "method.hidden_d3=8",
-    "method.critic_steps=1",
-    "method.pretrain_epochs=1",
-    "classifier.epochs=2",
-    "selection.eval_every=1",
-    "selection.n_synthetic=[5]",
-    "selection.classifier_epochs=[2]",
-]
+# Tiny sizes as a config file (bench --config), on the built-in toy / demo problems.
+TINY = {
+    "gmn": {
+        "method": {"epochs": 2, "hidden_g": [16], "hidden_d": [16], "noise_dim": 4},
+        "classifier": {"kind": "bilinear", "epochs": 2, "lr": 0.05, "zsl_train": "all"},
+        "selection": {"eval_every": 1, "n_synthetic": [5, 10]},
+    },
+    "tlcoupling": {
+        "method": {"epochs": 1, "batch_size": 32, "hidden_g": 8, "hidden_d": 8, "hidden_i": [8]},
+        "classifier": {"epochs": 2},
+        "selection": {"eval_every": 1, "n_synthetic": [5], "classifier_epochs": [2]},
+    },
+}
+TINY["gmn"]["method"].update(batch_size=64, critic_steps=1)
+TINY["tlcoupling"]["method"].update(hidden_d2=8, hidden_d3=8, critic_steps=1, pretrain_epochs=1)
 
 
-def _bench(grid: str, out: Path, dataset: str, sets: list[str], *extra: str) -> str:
-    argv = ["bench", str(STUDIES / grid), "--dataset", dataset, "--out", str(out), "--jobs", "1"]
-    argv += [a for s in sets for a in ("--set", s)]
-    assert main([*argv, *extra]) == 0
+def _bench(grid: str, out: Path, dataset: str, method: str, *extra: str) -> str:
+    import yaml
+
+    config = out.parent / f"tiny-{method}.yaml"
+    config.write_text(yaml.safe_dump(TINY[method]))
+    argv = ["bench", str(STUDIES / grid), "--dataset", dataset, "--out", str(out)]
+    assert main([*argv, "--jobs", "1", "--config", str(config), *extra]) == 0
     return (out / "report.md").read_text()
 
 
 def test_gmn_table_with_its_real_only_row_runs_end_to_end(tmp_path):
     out = tmp_path / "b"
     rows = ["--rows", "real-only", "wgan-su+gm", "--seeds", "0", "1"]
-    report = _bench("gmn-table2.yaml", out, "toy", TINY_GMN, *rows)
+    report = _bench("gmn-table2.yaml", out, "toy", "gmn", *rows)
     assert "| Train only with real samples (D_s) | 2 |" in report
     assert "L^{S+U}_WGAN + L_GM (transductive) ‡ (per-task counts)" in report
     assert "| yes |" in report and "| no |" in report  # the transductive flag
     real = json.loads(next((out / "jobs").glob("GMN_real-only*/results.json")).read_text())
     assert real["runner"] == "real-only" and sorted(real["seeds"]) == ["0", "1"]
     # a second call runs nothing: both rows are in the store
-    report = _bench("gmn-table2.yaml", out, "toy", TINY_GMN, *rows)
+    report = _bench("gmn-table2.yaml", out, "toy", "gmn", *rows)
     assert "2 already stored" in report
 
 
 def test_validation_sweep_never_scores_test_and_draws_the_chosen_points(tmp_path):
     out = tmp_path / "s"
-    report = _bench("tlcoupling-fig2.yaml", out, "demo", TINY_TLC, "--rows", "gamma=*")
+    report = _bench("tlcoupling-fig2.yaml", out, "demo", "tlcoupling", "--rows", "gamma=*")
     data = json.loads((out / "tlcoupling-fig2_demo.json").read_text())
     assert list(data) == ["method.gamma"]
     assert [p["value"] for p in data["method.gamma"]] == [0.0, 0.1, 1.0, 10.0]

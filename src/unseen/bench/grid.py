@@ -247,37 +247,16 @@ def resolve_path(value: Any, anchors: list[Path]) -> Path:
     return anchors[0] / path
 
 
-def load_grid(
-    path: str | Path,
-    *,
-    base: Path | None = None,
-    device: str | None = None,
-    seeds: list[int] | None = None,
-    data_root: str | None = None,
-    datasets: list[str] | None = None,
-    sets: list[str] | None = None,
-    config: str | None = None,
-    rows: list[str] | None = None,
-) -> Grid:
+def load_grid(path: str | Path, *, base: Path | None = None, **options: Any) -> Grid:
     """Read and expand a grid file. Its relative paths are taken from its own folder (see
-    :func:`path_anchors`), or from ``base`` when given. The command line's values (see
-    :func:`expand`) replace or add to the file's."""
+    :func:`path_anchors`), or from ``base`` when given. ``options``: the command line's
+    values of :func:`expand` (``device``, ``seeds``, ``data_root``, ``datasets``, ``sets``,
+    ``config``, ``rows``), which replace or add to the file's."""
     from unseen.config import find_config_file
 
     path = find_config_file(path, "grid file")
     raw = load_yaml_any(path, "grid file")
-    return expand(
-        raw,
-        path=path,
-        base=base,
-        device=device,
-        seeds=seeds,
-        data_root=data_root,
-        datasets=datasets,
-        sets=sets,
-        config=config,
-        rows=rows,
-    )
+    return expand(raw, path=path, base=base, **options)
 
 
 def load_yaml_any(path: Path, what: str = "grid file") -> dict[str, Any]:

@@ -125,18 +125,7 @@ def _import(store: Store, job: Job, folder: Path, seeds: list[int], source: str)
     if not set(map(str, seeds)) <= set(results.get("seeds", {})):
         return False
     results = {**results, "seeds": {str(s): results["seeds"][str(s)] for s in seeds}}
-    finished = _mtime(folder / "results.json")
-    version = code_version() if source == "bench" else _import_version(results, finished)
-    store.add_results(
-        job.key,
-        results,
-        label=job.label,
-        variant=job.variant,
-        source=source,
-        run_dir=str(folder),
-        code_version=version,
-        finished=finished,
-    )
+    _add(store, job, results, source, folder, written=folder / "results.json")
     return True
 
 
@@ -147,20 +136,36 @@ def _import_validation(store: Store, job: Job, folder: Path, source: str) -> boo
         selection = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    finished = _mtime(path)
     results = {"validation": selection, "config": job.config.to_dict(), "dataset": job.dataset}
-    version = code_version() if source == "bench" else _import_version({}, finished)
-    store.add_validation(
+    _add(store, job, results, source, folder, written=path)
+    return True
+
+
+def _add(
+    store: Store,
+    job: Job,
+    results: dict[str, Any],
+    source: str,
+    run_dir: Path | str,
+    *,
+    written: Path | None = None,
+) -> None:
+    """Store a job's results (``validate_only``: its validation selection) with where they
+    came from; ``written`` is the imported file (its time is the finish time), none for a
+    result that just arrived from the executor."""
+    finished = _mtime(written) if written is not None else _now()
+    version = code_version() if source == "bench" else _import_version(results, finished)
+    add = store.add_validation if job.validate_only else store.add_results
+    add(
         job.key,
         results,
         label=job.label,
         variant=job.variant,
         source=source,
-        run_dir=str(folder),
+        run_dir=str(run_dir),
         code_version=version,
         finished=finished,
     )
-    return True
 
 
 def job_done(store: Store, job: Job) -> bool:
@@ -246,24 +251,13 @@ def run_grid(
             }
             for j in todo
         ]
-        version = code_version()
         for i, result in executor.map(specs):
             job = todo[i]
             if isinstance(result, BaseException):
                 status.failed.append(f"{job.label}: {type(result).__name__}: {result}")
                 say(f"[bench] {job.label} / {job.dataset}: FAILED: {result}")
                 continue
-            add = store.add_validation if job.validate_only else store.add_results
-            add(
-                job.key,
-                json.loads(json.dumps(result)),
-                label=job.label,
-                variant=job.variant,
-                source="bench",
-                run_dir=specs[i]["out"],
-                code_version=version,
-                finished=_now(),
-            )
+            _add(store, job, json.loads(json.dumps(result)), "bench", specs[i]["out"])
             status.ran.append(job.label)
             if job.validate_only:
                 h = result["validation"]["choice"]["validation"]["h_cal_best"]

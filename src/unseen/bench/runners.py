@@ -38,20 +38,15 @@ def _protocol(cfg: RunConfig, out: str | Path, **kw: Any) -> dict[str, Any]:
     return run(cfg, out, **kw)
 
 
-def run_real_only(
-    cfg: RunConfig,
-    out: str | Path,
-    *,
-    echo: bool = True,
-    validate_only: bool = False,
-    keep_checkpoints: bool = False,
-) -> dict[str, Any]:
-    """GMN Table 2's real-only row (see the module doc); a finished folder is read back."""
+def run_real_only(cfg: RunConfig, out: str | Path, **options: Any) -> dict[str, Any]:
+    """GMN Table 2's real-only row (see the module doc); a finished folder is read back.
+    ``options`` as :func:`unseen.runner.run`'s: ``echo``; no ``validate_only`` form, and no
+    checkpoints (nothing is trained that one could resume)."""
     from unseen.classifiers import build_classifier
     from unseen.runner import prepare
 
-    del keep_checkpoints  # nothing is trained that a checkpoint could resume
-    if validate_only:
+    echo = options.get("echo", True)
+    if options.get("validate_only"):
         raise ConfigError("runner real-only has no validate-only form (it trains no generator)")
     out = Path(out)
     if (out / "results.json").exists():

@@ -84,52 +84,40 @@ class Store:
         rows = self._db.execute("SELECT seed FROM runs WHERE key = ?", (key,)).fetchall()
         return {r["seed"] for r in rows}
 
-    def add_results(
-        self,
-        key: str,
-        results: dict[str, Any],
-        *,
-        label: str,
-        variant: str = "",
-        source: str,
-        run_dir: str,
-        code_version: str,
-        finished: str,
-    ) -> int:
+    def add_results(self, key: str, results: dict[str, Any], **provenance: str) -> int:
         """Insert one row per seed of a runner ``results.json``; returns the number added.
-        Rows already present (same key and seed) are replaced, so a re-import is harmless."""
-        n = 0
+        Rows already present (same key and seed) are replaced, so a re-import is harmless.
+        ``provenance``: ``label``, ``variant``, ``source``, ``run_dir``, ``code_version`` and
+        ``finished`` of the rows."""
         choice = (results.get("validation") or {}).get("choice", {})
+        common = {
+            **_provenance(key, results, provenance),
+            "device": results.get("device"),
+            "validation": json.dumps(choice, sort_keys=True),
+        }
         with self._db:
             for seed, entry in results["seeds"].items():
                 r = entry["result"]
-                values = {
-                    "key": key,
-                    "seed": int(seed),
-                    "label": label,
-                    "method": results.get("method"),
-                    "dataset": results.get("dataset"),
-                    "variant": variant,
-                    "config": json.dumps(results.get("config"), sort_keys=True),
-                    "code_version": code_version,
-                    "source": source,
-                    "run_dir": run_dir,
-                    "device": results.get("device"),
-                    "finished": finished,
-                    "fit_seconds": entry.get("fit_seconds"),
-                    "total_seconds": entry.get("total_seconds"),
-                    **{m: r.get(m) for m in METRICS},
-                    "validation": json.dumps(choice, sort_keys=True),
-                    "history": json.dumps(entry.get("history")),
-                    "per_task": _json_or_none((r.get("extra") or {}).get("per_task")),
-                }
-                cols = ", ".join(values)
-                marks = ", ".join("?" for _ in values)
-                self._db.execute(
-                    f"INSERT OR REPLACE INTO runs ({cols}) VALUES ({marks})", tuple(values.values())
+                self._insert(
+                    "runs",
+                    {
+                        **common,
+                        "seed": int(seed),
+                        "fit_seconds": entry.get("fit_seconds"),
+                        "total_seconds": entry.get("total_seconds"),
+                        **{m: r.get(m) for m in METRICS},
+                        "history": json.dumps(entry.get("history")),
+                        "per_task": _json_or_none((r.get("extra") or {}).get("per_task")),
+                    },
                 )
-                n += 1
-        return n
+        return len(results["seeds"])
+
+    def _insert(self, table: str, values: dict[str, Any]) -> None:
+        cols = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        self._db.execute(
+            f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})", tuple(values.values())
+        )
 
     def rows(self, keys: list[str] | None = None) -> list[dict[str, Any]]:
         """All run rows (or those of ``keys``), as dicts, in a stable order."""
@@ -148,40 +136,16 @@ class Store:
         found = self._db.execute("SELECT 1 FROM validations WHERE key = ?", (key,)).fetchone()
         return found is not None
 
-    def add_validation(
-        self,
-        key: str,
-        results: dict[str, Any],
-        *,
-        label: str,
-        variant: str = "",
-        source: str,
-        run_dir: str,
-        code_version: str,
-        finished: str,
-    ) -> None:
+    def add_validation(self, key: str, results: dict[str, Any], **provenance: str) -> None:
         """Store the validation selection of a ``validate_only`` run (``results``: the
-        runner's return value, or a folder's ``{"validation", "config", "dataset"}``)."""
-        cfg = results.get("config") or {}
+        runner's return value, or a folder's ``{"validation", "config", "dataset"}``), with
+        the same ``provenance`` as :meth:`add_results`."""
         values = {
-            "key": key,
-            "label": label,
-            "method": cfg.get("method"),
-            "dataset": results.get("dataset"),
-            "variant": variant,
-            "config": json.dumps(cfg, sort_keys=True),
-            "code_version": code_version,
-            "source": source,
-            "run_dir": run_dir,
-            "finished": finished,
+            **_provenance(key, results, provenance),
             "selection": json.dumps(results["validation"], sort_keys=True),
         }
         with self._db:
-            self._db.execute(
-                f"INSERT OR REPLACE INTO validations ({', '.join(values)}) "
-                f"VALUES ({', '.join('?' for _ in values)})",
-                tuple(values.values()),
-            )
+            self._insert("validations", values)
 
     def validations(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The stored validation-only rows of ``keys``, by key, the selection parsed."""
@@ -234,6 +198,20 @@ class Store:
             d["validation"] = json.loads(d["validation"]) if d["validation"] else None
             out.append(d)
         return out
+
+
+def _provenance(key: str, results: dict[str, Any], provenance: dict[str, str]) -> dict[str, Any]:
+    """The columns every stored row has: its key, method, dataset and config, and where it
+    came from (label, variant, source, run_dir, code_version, finished)."""
+    config = results.get("config") or {}
+    return {
+        "key": key,
+        "method": results.get("method") or config.get("method"),
+        "dataset": results.get("dataset"),
+        "config": json.dumps(results.get("config"), sort_keys=True),
+        "variant": "",
+        **provenance,
+    }
 
 
 def _json_or_none(value: Any) -> str | None:

@@ -87,6 +87,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.set_defaults(func=_cmd_bench)
 
 
+#: (load_grid keyword, command-line option) of the values that replace or add to the grid's
+_GRID_OPTIONS = (
+    ("device", "device"),
+    ("seeds", "seeds"),
+    ("data_root", "data_root"),
+    ("datasets", "dataset"),
+    ("sets", "set"),
+    ("config", "config"),
+    ("rows", "rows"),
+)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from unseen.bench.executors import make_executor
     from unseen.bench.grid import load_grid
@@ -105,16 +117,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if not sep or not label or not folder:
             raise ConfigError(f"--reference {item!r} must look like LABEL=RUN_FOLDER")
         references[label] = Path(folder)
-    grid = load_grid(
-        args.grid,
-        device=args.device,
-        seeds=args.seeds,
-        data_root=args.data_root,
-        datasets=args.dataset,
-        sets=args.set,
-        config=args.config,
-        rows=args.rows,
-    )
+    grid = load_grid(args.grid, **{key: getattr(args, name) for key, name in _GRID_OPTIONS})
     default = f"runs/bench-{grid.name}" + (f"-{'+'.join(args.dataset)}" if args.dataset else "")
     out = Path(args.out or default)
     store = Store(args.store or out / "results.sqlite")

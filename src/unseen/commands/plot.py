@@ -38,6 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         )
         q.add_argument("--force", action="store_true", help="replace existing figure files")
 
+    def points_args(q: argparse.ArgumentParser, per_class: int, what: str) -> None:
+        q.add_argument("--max-classes", type=int, default=8, help="classes drawn at most (<= 9)")
+        q.add_argument("--per-class", type=int, default=per_class, help=what)
+        model_args(q)
+
     def model_args(q: argparse.ArgumentParser) -> None:
         q.add_argument("--seed", type=int, help="which seed's model (default: the run's first)")
         q.add_argument("--data-root", help="data folder, if it moved since the run (run.yaml)")
@@ -56,10 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("run", nargs="+", help="run folder(s) (the --out of `unseen run`)")
     t.add_argument("--classes", default="unseen", choices=["unseen", "seen", "all"])
-    t.add_argument("--max-classes", type=int, default=8, help="classes drawn at most (<= 9)")
-    t.add_argument("--per-class", type=int, default=100, help="real and generated per class")
     t.add_argument("--panels", action="store_true", help="Fig. 9's panels for a single run")
-    model_args(t)
+    points_args(t, 100, "real and generated per class")
     common(t, "RUN/figures/tsne-<classes>-seed<S> (one run); required for several")
     t.set_defaults(func=_cmd_tsne)
 
@@ -72,9 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "GSMFlow run with boundary mining (variant full or no-vp).",
     )
     n.add_argument("run", help="run folder of a GSMFlow run")
-    n.add_argument("--max-classes", type=int, default=8, help="classes drawn at most (<= 9)")
-    n.add_argument("--per-class", type=int, default=60, help="training features per class")
-    model_args(n)
+    points_args(n, 60, "training features per class")
     common(n, "RUN/figures/boundary-seed<S>")
     n.set_defaults(func=_cmd_boundary)
 
@@ -155,6 +156,15 @@ def _written(paths: list[Path]) -> int:
     return 0
 
 
+def _check_points(args: argparse.Namespace) -> None:
+    from unseen.config import check_number
+    from unseen.plot.style import TOL_MUTED
+
+    check_number("--max-classes", args.max_classes, lo=1, hi=len(TOL_MUTED), integer=True)
+    check_number("--per-class", args.per_class, lo=1, integer=True)
+    _check_device(args.device)
+
+
 def _check_device(device: str) -> None:
     from unseen.cli import _check_device as check
 
@@ -162,14 +172,11 @@ def _check_device(device: str) -> None:
 
 
 def _cmd_tsne(args: argparse.Namespace) -> int:
-    from unseen.config import check_number
     from unseen.plot.figures import tsne_embedding, tsne_figure, tsne_panels_figure
     from unseen.plot.runs import RunFolder, rebuild, sample_points
-    from unseen.plot.style import TOL_MUTED, save_figure, title
+    from unseen.plot.style import save_figure, title
 
-    check_number("--max-classes", args.max_classes, lo=1, hi=len(TOL_MUTED), integer=True)
-    check_number("--per-class", args.per_class, lo=1, integer=True)
-    _check_device(args.device)
+    _check_points(args)
     runs = [RunFolder.open(r) for r in args.run]
     _same(runs, "dataset", "t-SNE panels compare runs on one dataset")
     _same(runs, "synthetic", "REAL and SYNTHETIC features are never mixed in one figure")
@@ -235,14 +242,11 @@ def _cmd_tsne(args: argparse.Namespace) -> int:
 def _cmd_boundary(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from unseen.config import check_number
     from unseen.plot.figures import tsne_embedding, tsne_figure
     from unseen.plot.runs import RunFolder, boundary_points, rebuild
-    from unseen.plot.style import TOL_MUTED, save_figure, title
+    from unseen.plot.style import save_figure, title
 
-    check_number("--max-classes", args.max_classes, lo=1, hi=len(TOL_MUTED), integer=True)
-    check_number("--per-class", args.per_class, lo=1, integer=True)
-    _check_device(args.device)
+    _check_points(args)
     run = RunFolder.open(args.run)
     rb = rebuild(run, args.seed, data_root=args.data_root, device=args.device)
     pts = boundary_points(rb, args.max_classes, args.per_class)
