@@ -62,7 +62,7 @@ from unseen.data.preprocess import (
     make_feature_transform,
     transform_semantics,
 )
-from unseen.data.task import SeenTrainData, ZSLTask
+from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError, DataError, OutputExistsError
 from unseen.files import atomic_save, load_torch_file
 from unseen.methods.base import GenerativeMethod, config_from_dict, get_method
@@ -406,16 +406,11 @@ def export_run(
         raise DataError(f"{mpath} not found; the run's seeds are {seeds}")
     choice = results["validation"]["choice"]
     data_cfg = config_from_dict(DataConfig, cfg["data"], "data")
-    if dataset is None:
-        from unseen.runner import load_dataset
+    from unseen.runner import build_task, load_dataset
 
+    if dataset is None:
         dataset = load_dataset(data_cfg)
-    task = ZSLTask(
-        dataset,
-        feature_transform=data_cfg.feature_transform,
-        semantic_transform=data_cfg.semantic_transform,
-        transductive=data_cfg.transductive,
-    )
+    task = build_task(data_cfg, dataset)
     method = GenerativeMethod.load(mpath, device=device)
     ccfg = config_from_dict(ClassifierConfig, cfg["classifier"], "classifier")
     if choice.get("classifier_epochs"):

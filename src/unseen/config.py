@@ -166,6 +166,20 @@ class RunConfig:
             "selection": dataclasses.asdict(self.selection),
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        """The config of :meth:`to_dict` (a run's ``run.yaml``, a bench job's spec); missing
+        sections take their defaults, unknown keys are a :class:`ConfigError`."""
+        return cls(
+            method=d["method"],
+            data=_build(DataConfig, d.get("data") or {}, "data"),
+            method_params=dict(d.get("method_params") or {}),
+            classifier=_build(ClassifierConfig, d.get("classifier") or {}, "classifier"),
+            selection=_build(SelectionConfig, d.get("selection") or {}, "selection"),
+            seeds=list(d.get("seeds") or [0]),
+            device=d.get("device", "cpu"),
+        )
+
 
 SECTIONS = ("method", "data", "classifier", "selection", "run")
 

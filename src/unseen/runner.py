@@ -68,6 +68,7 @@ __all__ = [
     "Classifiers",
     "Problem",
     "build_classifier",
+    "build_task",
     "choose",
     "classify",
     "evaluate",
@@ -136,6 +137,17 @@ def _need_root(cfg: DataConfig, name: str) -> None:
         raise ConfigError(f"dataset '{name}' needs --data-root (the folder holding {name}/)")
 
 
+def build_task(cfg: DataConfig, dataset: ZSLDataset) -> ZSLTask:
+    """The protocol's task on ``dataset``: its preprocessing (fitted on training features
+    only) and, for transductive configs, the unlabeled test features."""
+    return ZSLTask(
+        dataset,
+        feature_transform=cfg.feature_transform,
+        semantic_transform=cfg.semantic_transform,
+        transductive=cfg.transductive,
+    )
+
+
 def method_config(cfg: RunConfig, **changes: Any) -> Any:
     """The method's config dataclass: its defaults, then ``cfg.method_params``, then
     ``changes`` (e.g. the chosen ``epochs``)."""
@@ -150,12 +162,7 @@ def prepare(cfg: RunConfig, dataset: ZSLDataset | None = None) -> Problem:
     ``classifier.kind: method`` for a method without its own classifier)."""
     validate_run_config(cfg)
     ds = dataset if dataset is not None else load_dataset(cfg.data)
-    task = ZSLTask(
-        ds,
-        feature_transform=cfg.data.feature_transform,
-        semantic_transform=cfg.data.semantic_transform,
-        transductive=cfg.data.transductive,
-    )
+    task = build_task(cfg.data, ds)
     method_cls = get_method(cfg.method)
     probe = method_cls(method_config(cfg))
     probe.check_config(probe.dims_from(task.train))

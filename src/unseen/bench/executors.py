@@ -37,15 +37,15 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     """
     import torch
 
-    from unseen.bench.grid import run_config_from_dict
     from unseen.bench.runners import RUNNERS
+    from unseen.config import RunConfig
     from unseen.methods.base import load_plugin
 
     threads = int(spec.get("threads") or 1)
     torch.set_num_threads(threads)
     for plugin in spec.get("plugins") or []:  # --plugin methods, in a spawned worker too
         load_plugin(plugin)
-    cfg = run_config_from_dict(spec["config"])
+    cfg = RunConfig.from_dict(spec["config"])
     run = RUNNERS[spec.get("runner") or "protocol"]
     result = run(
         cfg,

@@ -83,7 +83,6 @@ __all__ = [
     "path_anchors",
     "read_run_folder",
     "resolve_path",
-    "run_config_from_dict",
 ]
 
 _GRID_KEYS = {
@@ -598,18 +597,3 @@ def _plain_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
     return yaml.safe_load(path.read_text()) or {}
-
-
-def run_config_from_dict(d: dict[str, Any]) -> RunConfig:
-    """Rebuild a :class:`RunConfig` from ``RunConfig.to_dict()`` (the job spec's form)."""
-    from unseen.methods.base import config_from_dict
-
-    return RunConfig(
-        method=d["method"],
-        data=config_from_dict(DataConfig, d.get("data", {}), "data"),
-        method_params=dict(d.get("method_params", {})),
-        classifier=config_from_dict(ClassifierConfig, d.get("classifier", {}), "classifier"),
-        selection=config_from_dict(SelectionConfig, d.get("selection", {}), "selection"),
-        seeds=list(d.get("seeds", [0])),
-        device=d.get("device", "cpu"),
-    )

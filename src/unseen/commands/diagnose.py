@@ -44,11 +44,10 @@ def diagnose_run(
     health records logged during its validation (``[]`` for runs made before they were)."""
     import yaml
 
-    from unseen.data.task import ZSLTask
     from unseen.errors import ConfigError, DataError
     from unseen.methods.base import GenerativeMethod
     from unseen.plot.runs import _run_config
-    from unseen.runner import load_dataset
+    from unseen.runner import build_task, load_dataset
 
     run = Path(run_dir)
     cfg_file = run / "run.yaml"
@@ -70,12 +69,7 @@ def diagnose_run(
         )
     data_cfg = cfg.data if data_root is None else dataclasses.replace(cfg.data, root=data_root)
     ds = load_dataset(data_cfg)
-    task = ZSLTask(
-        ds,
-        feature_transform=data_cfg.feature_transform,
-        semantic_transform=data_cfg.semantic_transform,
-        transductive=data_cfg.transductive,
-    )
+    task = build_task(data_cfg, ds)
     val = task.validation(holdout=cfg.selection.holdout, seed=cfg.seeds[0])
     method = GenerativeMethod.load(model, device=device)
     if method.name != cfg.method:

@@ -24,14 +24,14 @@ import numpy as np
 import torch
 import yaml
 
-from unseen.config import ClassifierConfig, DataConfig, RunConfig, SelectionConfig
+from unseen.config import RunConfig
 from unseen.data.dataset import ZSLDataset
 from unseen.data.preprocess import make_feature_transform
 from unseen.data.task import ZSLTask
 from unseen.errors import ConfigError, DataError
 from unseen.eval.metrics import SeenUnseenCurve, seen_unseen_curve
 from unseen.eval.results import EvalResult
-from unseen.methods.base import GenerativeMethod, config_from_dict
+from unseen.methods.base import GenerativeMethod
 
 __all__ = [
     "GZSLScores",
@@ -125,15 +125,7 @@ class RunFolder:
 def _run_config(raw: Any, where: Path) -> RunConfig:
     if not isinstance(raw, dict) or "method" not in raw or "data" not in raw:
         raise DataError(f"{where} is not a run.yaml written by `unseen run`")
-    return RunConfig(
-        method=raw["method"],
-        data=config_from_dict(DataConfig, raw.get("data", {}), "data"),
-        method_params=dict(raw.get("method_params", {})),
-        classifier=config_from_dict(ClassifierConfig, raw.get("classifier", {}), "classifier"),
-        selection=config_from_dict(SelectionConfig, raw.get("selection", {}), "selection"),
-        seeds=list(raw.get("seeds", [0])),
-        device=raw.get("device", "cpu"),
-    )
+    return RunConfig.from_dict(raw)
 
 
 def _sub_runs(path: Path) -> list[Path]:
@@ -175,7 +167,7 @@ def rebuild(
         data_root: replaces ``data.root`` of ``run.yaml`` (a run made from another folder).
         device: where the method runs.
     """
-    from unseen.runner import load_dataset
+    from unseen.runner import build_task, load_dataset
 
     seed = run.check_seed(seed)
     data_cfg = run.config.data
@@ -195,12 +187,7 @@ def rebuild(
             f"{run.path}: results.json says synthetic_features={run.synthetic}, but the data "
             f"loaded from run.yaml ({ds.name}) has synthetic={ds.synthetic}"
         )
-    task = ZSLTask(
-        ds,
-        feature_transform=data_cfg.feature_transform,
-        semantic_transform=data_cfg.semantic_transform,
-        transductive=data_cfg.transductive,
-    )
+    task = build_task(data_cfg, ds)
     method = GenerativeMethod.load(model_file, device=device)
     if method.name != run.method:
         raise DataError(f"{model_file} holds a '{method.name}' model, the run is '{run.method}'")
