@@ -229,6 +229,16 @@ def test_validation_sweep_never_scores_test_and_draws_the_chosen_points(tmp_path
         assert point["h"] == sel["choice"]["validation"]["h"]
 
 
+def test_a_table_run_validate_only_shows_the_chosen_validation_points(tmp_path):
+    out = tmp_path / "v"
+    extra = ("--rows", "S1", "S4", "--validate-only")
+    report = _bench("tlcoupling-table2.yaml", out, "demo", "tlcoupling", *extra)
+    assert "Validation numbers" in report and "| S4 = S3 + Wasserstein alignment | 1 |" in report
+    assert not list(out.rglob("seed_*"))
+    sel = json.loads(next((out / "jobs").glob("*S4*/validation/selection.json")).read_text())
+    assert f"| {sel['choice']['validation']['t1']:.1f} |" in report
+
+
 def test_a_paper_table_shows_the_papers_numbers_for_its_dataset(tmp_path):
     from unseen.bench.report import write_report
     from unseen.bench.store import Store

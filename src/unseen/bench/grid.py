@@ -286,6 +286,7 @@ def expand(
     sets: list[str] | None = None,
     config: str | None = None,
     rows: list[str] | None = None,
+    validate_only: bool = False,
 ) -> Grid:
     """Expand a parsed grid into jobs (entries x datasets x variants or sweep points x
     columns).
@@ -295,7 +296,8 @@ def expand(
     grid's, ``sets`` (``section.key=value``) add to its ``set`` (an entry's, a variant's and a
     column's own settings still win; a ``method.`` key reaches the entries whose method has
     it), ``config`` is the config file of every entry that names
-    none, and ``rows`` keeps the jobs whose row or label matches one of these shell patterns.
+    none, ``rows`` keeps the jobs whose row or label matches one of these shell patterns, and
+    ``validate_only`` stops every job after its validation choice.
 
     Raises:
         ConfigError: for unknown keys, an entry whose method is not registered or whose
@@ -327,7 +329,7 @@ def expand(
         seeds=seeds or raw.get("seeds"),
         device=device or raw.get("device"),
         config=config,
-        validate_only=bool(raw.get("validate_only", False)),
+        validate_only=bool(validate_only or raw.get("validate_only", False)),
     )
     jobs: list[Job] = []
     for i, entry in enumerate(entries):

@@ -4,7 +4,8 @@ The rows of a study are its jobs' rows (variants or sweep points), its columns t
 ``columns``; the layout says how they are drawn (``configs/studies/*.yaml``)::
 
     layout:
-      kind: table          # table (test, mean ± std over seeds), or on the validation problem
+      kind: table          # table (test, mean ± std over seeds; run --validate-only: the
+                           # chosen validation point), or on the validation problem
                            # (validate_only grids): sweep, counts, epochs
       title: "IZF Tab. 3: component analysis"
       paper: IZF Tab. 3    # table: the published numbers in the papers file, by dataset
@@ -75,9 +76,8 @@ def check_layout(layout: dict[str, Any], validate_only: bool, where: str) -> Non
     kind = layout.get("kind", "table")
     if kind not in KINDS:
         raise ConfigError(f"{where}: layout kind {kind!r}; valid: {', '.join(KINDS)}")
-    if (kind == "table") == validate_only:
-        need = "validate_only: false (test numbers)" if kind == "table" else "validate_only: true"
-        raise ConfigError(f"{where}: layout kind {kind} needs {need}")
+    if kind != "table" and not validate_only:  # a table may show validation numbers too
+        raise ConfigError(f"{where}: layout kind {kind} needs validate_only: true")
 
 
 def render_study(
@@ -128,7 +128,7 @@ def _table(
     rows += [r for r in dict.fromkeys(j.row for j in jobs) if r not in rows]
     cols = list(dict.fromkeys(j.column for j in jobs))
     by_cell = {(j.row, j.column): j for j in jobs}
-    stats = _seed_stats(store, jobs)
+    stats = _chosen_stats(store, jobs) if jobs[0].validate_only else _seed_stats(store, jobs)
     paper = (papers.get(layout.get("paper") or "") or {}).get(dataset) or {}
     flags = layout.get("flags") or {}
     head = ["row", "seeds"] + [f"{c} {_NAMES[m]}".strip() for c in cols for m in metrics]
@@ -201,6 +201,20 @@ def _seed_stats(store: Any, jobs: list[Job]) -> dict[str, dict[str, Any]]:
             keys = ("t1", "u", "s", "h")
             stats["per_task"] = {k: mean_std([p[k] for p in per_task]) for k in keys}
         out[job.key] = stats
+    return out
+
+
+def _chosen_stats(store: Any, jobs: list[Job]) -> dict[str, dict[str, Any]]:
+    """Per job key: the validation numbers of the point the runner chose (``--validate-only``
+    tables: one value each, the first seed's validation problem)."""
+    out = {}
+    for key, v in store.validations([j.key for j in jobs]).items():
+        chosen = v["selection"]["choice"]["validation"]
+        stats: dict[str, Any] = {"seeds": [0]}
+        for m in ("t1", "s", "u", "h", "ausuc", "h_cal"):
+            value = _value(chosen, m)
+            stats[m] = {"mean": value, "std": 0.0, "values": [value]}
+        out[key] = stats
     return out
 
 

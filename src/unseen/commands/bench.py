@@ -54,6 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="only the jobs whose row or label matches one of these shell patterns",
     )
     b.add_argument(
+        "--validate-only",
+        action="store_true",
+        help="stop every job after its validation choice (test never scored); a study table "
+        "then shows the chosen validation numbers",
+    )
+    b.add_argument(
         "--reference",
         action="append",
         default=[],
@@ -96,6 +102,7 @@ _GRID_OPTIONS = (
     ("sets", "set"),
     ("config", "config"),
     ("rows", "rows"),
+    ("validate_only", "validate_only"),
 )
 
 
