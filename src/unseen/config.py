@@ -42,6 +42,7 @@ __all__ = [
     "load_yaml",
     "parse_set",
     "per_dataset_config",
+    "read_yaml_mapping",
     "resolve_run_config",
     "shipped_config_dir",
     "validate_run_config",
@@ -244,15 +245,23 @@ def find_config_file(path: str | Path, what: str = "config file") -> Path:
     raise ConfigError(f"{what} {path} does not exist (looked at {', '.join(map(str, tried))})")
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML file holding a mapping (a config, grid or sweep file), or a
+    :class:`ConfigError` naming ``what`` it is and why not."""
     path = Path(path)
-    text = read_text_file(path, "config file")
+    text = read_text_file(path, what)
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections, not {data!r}")
+        raise ConfigError(f"{what} {path} must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file: a mapping of sections (method, data, classifier, selection, run)."""
+    data = read_yaml_mapping(path, "config file")
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise ConfigError(

@@ -69,6 +69,7 @@ from unseen.config import (
     RunConfig,
     SelectionConfig,
     parse_set,
+    read_yaml_mapping,
     resolve_run_config,
 )
 from unseen.errors import ConfigError
@@ -254,24 +255,8 @@ def load_grid(path: str | Path, *, base: Path | None = None, **options: Any) -> 
     from unseen.config import find_config_file
 
     path = find_config_file(path, "grid file")
-    raw = load_yaml_any(path, "grid file")
+    raw = read_yaml_mapping(path, "grid file")
     return expand(raw, path=path, base=base, **options)
-
-
-def load_yaml_any(path: Path, what: str = "grid file") -> dict[str, Any]:
-    """A YAML file holding a mapping (grid or sweep file), or a :class:`ConfigError`."""
-    import yaml
-
-    from unseen.config import read_text_file
-
-    text = read_text_file(path, what)
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{what} {path} must hold a mapping of keys, not {type(data).__name__}")
-    return data
 
 
 def expand(

@@ -45,10 +45,10 @@ from typing import Any
 
 import yaml
 
-from unseen.bench.grid import config_key, load_yaml_any, path_anchors, resolve_path
+from unseen.bench.grid import config_key, path_anchors, resolve_path
 from unseen.bench.harness import code_version
 from unseen.bench.store import Store
-from unseen.config import parse_set, resolve_run_config
+from unseen.config import parse_set, read_yaml_mapping, resolve_run_config
 from unseen.errors import ConfigError
 
 __all__ = ["Sweep", "load_sweep", "run_sweep"]
@@ -111,7 +111,7 @@ def load_sweep(path: str | Path, base: Path | None = None, data_root: str | None
     from unseen.config import find_config_file
 
     path = find_config_file(path, "sweep file")
-    raw = load_yaml_any(path, "sweep file")
+    raw = read_yaml_mapping(path, "sweep file")
     anchors = [Path(base)] if base is not None else path_anchors(path)
     return parse_sweep(raw, str(path), anchors=anchors, data_root=data_root)
 
