@@ -55,8 +55,10 @@ def _words(line: str) -> list[str] | None:
             return ["unseen", *words[i + 1 :]]
         if w.startswith("benchmarks/") and w.endswith(".py"):
             return [w, *words[i + 1 :]]
-        if "=" in w or w in ("python", "python3", "/usr/bin/time") or w.endswith(
-            ("/python", "/heavy", "time")
+        if (
+            "=" in w
+            or w in ("python", "python3", "/usr/bin/time")
+            or w.endswith(("/python", "/heavy", "time"))
         ):
             continue
         return None
