@@ -514,7 +514,8 @@ class TLCoupling(CLSWGAN):
         c = self.config
         if c.alpha1 <= 0 and c.alpha2 <= 0:
             return {}
-        classes = torch.as_tensor(classes, dtype=torch.long).cpu()
+        # sorted: "another class" below is the next one in sorted order (searchsorted)
+        classes = torch.as_tensor(classes, dtype=torch.long).cpu().sort().values
         labels = torch.as_tensor(labels, dtype=torch.long).cpu()
         x = real.detach().cpu().float()
         sem = train.semantics.detach().cpu().float()
