@@ -151,6 +151,31 @@ def test_new_class_checks(trained):
         )
 
 
+def test_the_held_out_class_example_of_docs_predict(trained, tmp_path):
+    """docs/predict.md's example (the new-class experiment, formerly
+    benchmarks/predict_new_class.py) on the tiny run: both ways of adding the class back."""
+    import re
+    import shutil
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "predict.md"
+    example: dict = {}
+    exec(re.search(r"```python\n(.*?)```", page.read_text(), re.S).group(1), example)
+    run_dir = shutil.copytree(trained["run"], tmp_path / "run")
+    art = load_artifact(trained["art"])
+    ds = trained["ds"]
+    y_u = ds.labels[ds.test_unseen]
+    base = predict(art, ds.features[ds.test_unseen]).ids[:, 0]
+    for mode in ("predict", "export"):
+        rows = example["held_out_new_class"](run_dir, [0], mode=mode)
+        c = np.unique(y_u)[0]
+        assert [r["class"] for r in rows] == [art.class_names[c]]
+        assert rows[0]["n_images"] == int(np.sum(y_u == c))
+        assert rows[0]["benchmark_acc_same_images"] == 100 * np.mean(base[y_u == c] == c)
+        assert rows[0]["new_class_acc"] > 100 / len(art.class_names)  # above chance
+    assert (run_dir / "artifact_seed0.unseen").is_file()
+
+
 def test_cli_predict_with_new_classes_csv_and_json(trained, tmp_path, capsys):
     full = trained["full"]
     x_new = full.features[full.labels == HELD_OUT]

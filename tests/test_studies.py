@@ -28,7 +28,7 @@ IZF_TAB3 = {
     "full": {},
 }
 CVAE_SHARED = ("epochs", "batch_size", "kernel", "kernel_scale", "mmd_estimator", "loss_scale")
-# benchmarks/gmn_table2.py: unseen.methods.gmn.VARIANTS, transductive for wgan-su+gm only
+# benchmarks/gmn_table2.py (deleted): unseen.methods.gmn.VARIANTS, transductive for wgan-su+gm only
 GMN_ROWS = ["wgan+cls", "cwgan", "wgan+gm", "cwgan+gm", "wgan-su+gm", "cwgan+cls"]
 # benchmarks/coupling_ablation.py VARIANTS
 TLC_ROWS = {
@@ -212,6 +212,29 @@ def test_gmn_table_with_its_real_only_row_runs_end_to_end(tmp_path):
     # a second call runs nothing: both rows are in the store
     report = _bench("gmn-table2.yaml", out, "toy", "gmn", *rows)
     assert "2 already stored" in report
+
+
+def test_gmn_table2_rows_of_several_invocations_and_the_transductive_mark(tmp_path):
+    """(was tests/test_gmn_studies.py, on benchmarks/gmn_table2.py) two invocations with
+    disjoint rows share one --out; the table shows the rows of both."""
+    out, common = tmp_path / "t2", ("--seeds", "0", "--set", "selection.eval_every=2")
+    _bench("gmn-table2.yaml", out, "toy", "gmn", *common, "--rows", "real-only")
+    _bench("gmn-table2.yaml", out, "toy", "gmn", *common, "--rows", "wgan-su+gm")
+    report = _bench("gmn-table2.yaml", out, "toy", "gmn", *common, "--no-run")
+    rows = {line.split(" | ")[0][2:]: line for line in report.splitlines() if line[:2] == "| "}
+    assert rows["Train only with real samples (D_s)"].endswith("| no |")
+    assert rows["L^{S+U}_WGAN + L_GM (transductive)"].endswith("| yes |")
+    assert "L^{S+U}_WGAN + L_GM (transductive) ‡ (per-task counts)" in rows
+
+
+def test_gmn_fig5_records_u_per_epoch(tmp_path):
+    """(was tests/test_gmn_studies.py, on benchmarks/gmn_figures.py fig5)"""
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "f5"
+    _bench("gmn-fig5.yaml", out, "toy", "gmn", "--rows", "wgan", "gm")
+    data = json.loads((out / "gmn-fig5_toy.json").read_text())
+    assert data["gm"]["epoch"] == [1, 2] and len(data["wgan"]["u"]) == 2
+    assert (out / "gmn-fig5_toy.png").stat().st_size > 0
 
 
 def test_validation_sweep_never_scores_test_and_draws_the_chosen_points(tmp_path):

@@ -309,24 +309,11 @@ def _cmd_toy(args: argparse.Namespace) -> int:
     check_number("--semantic-scale", args.semantic_scale, lo=0, lo_open=True)
     for seed in [args.seed, *(args.seeds or [])]:
         check_number("--seed(s)", seed, lo=0, hi=MAX_SEED, integer=True)
+    settings = {k: getattr(args, k) for k in ("epochs", "hidden", "panels", "semantic_scale")}
     if args.seeds:
-        run_toy_seeds(
-            args.out,
-            args.seeds,
-            epochs=args.epochs,
-            hidden=args.hidden,
-            panels=args.panels,
-            semantic_scale=args.semantic_scale,
-        )
-        return 0
-    run_toy_study(
-        args.out,
-        epochs=args.epochs,
-        hidden=args.hidden,
-        panels=args.panels,
-        seed=args.seed,
-        semantic_scale=args.semantic_scale,
-    )
+        run_toy_seeds(args.out, args.seeds, **settings)
+    else:
+        run_toy_study(args.out, seed=args.seed, **settings)
     return 0
 
 

@@ -228,10 +228,11 @@ def path_anchors(file: Path | None) -> list[Path]:
     return anchors
 
 
-def resolve_path(value: Any, anchors: list[Path]) -> Path:
+def resolve_path(value: Any, anchors: list[Path], *, missing_from: int = 0) -> Path:
     """A path of a grid or sweep file: absolute as is; relative, from the first anchor where
-    it exists (a ``configs/...`` path also among the shipped configs); else from the first
-    anchor (where an error message will say it is missing)."""
+    it exists (a ``configs/...`` path also among the shipped configs); else from the anchor
+    ``missing_from`` (the first, where an error message will say it is missing; the last,
+    the project root, for folders that may not exist yet such as ``import: [runs]``)."""
     from unseen.config import config_search_dirs
 
     path = Path(str(value)).expanduser()
@@ -244,7 +245,7 @@ def resolve_path(value: Any, anchors: list[Path]) -> Path:
         for d in config_search_dirs():
             if (d / Path(*path.parts[1:])).exists():
                 return d / Path(*path.parts[1:])
-    return anchors[0] / path
+    return anchors[missing_from] / path
 
 
 def load_grid(path: str | Path, *, base: Path | None = None, **options: Any) -> Grid:
@@ -345,7 +346,7 @@ def expand(
         name=str(raw.get("name") or (path.stem if path else "grid")),
         path=path,
         jobs=jobs,
-        import_dirs=[resolve_path(p, anchors) for p in raw.get("import") or []],
+        import_dirs=[resolve_path(p, anchors, missing_from=-1) for p in raw.get("import") or []],
         features_note=dict(raw.get("features_note") or {}),
         papers=_papers_file(papers, anchors, where) if papers else None,
         description=str(raw.get("description", "")),

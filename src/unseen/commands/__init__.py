@@ -25,6 +25,7 @@ MODULES: list[str] = [
     "data",
     "extract",
     "diagnose",
+    "classifier_check",
 ]
 
 

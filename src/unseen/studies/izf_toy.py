@@ -30,6 +30,7 @@ import dataclasses
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ __all__ = [
     "PANELS",
     "SEEN_CENTRES",
     "UNSEEN_CENTRE",
+    "ToySettings",
     "panel_numbers",
     "run_toy_seeds",
     "run_toy_study",
@@ -63,25 +65,28 @@ PANELS: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 
-def _base_settings(epochs: int, hidden: int, scale: float) -> dict[str, dict[str, Any]]:
-    return {
-        "izf": dict(
-            epochs=epochs, batch_size=240, hidden=hidden, clamp=2.0, lr=1e-3, semantic_scale=scale
-        ),
-        "cvae": dict(
-            epochs=epochs, batch_size=240, hidden=hidden, lambda_c=0.0, lambda_immd=0.1, lr=1e-3
-        ),
-        "cgan-immd": dict(
-            epochs=epochs,
-            batch_size=240,
-            hidden_g=hidden,
-            hidden_d=hidden,
-            immd_weight=0.1,
-            generator_output="none",
-            lr=1e-3,
-            pretrain_epochs=20,
-        ),
-    }
+@dataclass(frozen=True)
+class ToySettings:
+    """What a toy study trains and draws; written to ``toy.json`` with the seed."""
+
+    epochs: int = 100  # per panel model
+    hidden: int = 64  # hidden width of every network
+    n_per_class: int = 1000  # training points per seen class
+    n_generated: int = 400  # samples drawn per class
+    panels: str = "bcdfgh"
+    semantic_scale: float = 3.0  # IZF's, for the IZF panels
+
+    def base(self) -> dict[str, dict[str, Any]]:
+        """Each method's settings, before a panel's own overrides."""
+        common = {"epochs": self.epochs, "batch_size": 240, "lr": 1e-3}
+        izf = {"hidden": self.hidden, "clamp": 2.0, "semantic_scale": self.semantic_scale}
+        gan = {"hidden_g": self.hidden, "hidden_d": self.hidden, "immd_weight": 0.1}
+        gan |= {"generator_output": "none", "pretrain_epochs": 20}
+        return {
+            "izf": common | izf,
+            "cvae": common | {"hidden": self.hidden, "lambda_c": 0.0, "lambda_immd": 0.1},
+            "cgan-immd": common | gan,
+        }
 
 
 def panel_numbers(unseen_samples: np.ndarray) -> dict[str, float]:
@@ -103,106 +108,73 @@ def panel_numbers(unseen_samples: np.ndarray) -> dict[str, float]:
 
 
 def run_toy_study(
-    out: str | Path,
-    *,
-    epochs: int = 100,
-    hidden: int = 64,
-    n_per_class: int = 1000,
-    n_generated: int = 400,
-    seed: int = 0,
-    panels: str = "bcdfgh",
-    semantic_scale: float = 3.0,
-    echo: bool = True,
+    out: str | Path, *, seed: int = 0, echo: bool = True, **settings: Any
 ) -> dict[str, Any]:
     """Train every panel's model on the toy problem; write ``toy.png`` and ``toy.json``.
+    ``settings``: the fields of :class:`ToySettings`.
 
     Returns the numbers written to ``toy.json``.
     """
     from unseen.methods import get_method
 
+    st = ToySettings(**settings)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     # Tiny tensors: one thread avoids OpenMP spin-waits that cost more than the maths.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _run(
-            get_method,
-            out,
-            epochs,
-            hidden,
-            n_per_class,
-            n_generated,
-            seed,
-            panels,
-            semantic_scale,
-            echo,
-        )
+        ds = toy_dataset(n_per_class=st.n_per_class, seed=seed)
+        data = ZSLTask(ds, feature_transform="none").train
+        base = st.base()
+        truth = toy_dataset(n_per_class=st.n_generated, seed=seed + 1)
+        truth_unseen = truth.features[truth.test_unseen]
+        results: dict[str, Any] = {
+            "settings": {**dataclasses.asdict(st), "seed": seed, "base": base},
+            "panels": {"a": {"title": "(a) ground truth", **panel_numbers(truth_unseen)}},
+        }
+        samples: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # Minutes of training with nothing printed looked like a hang in a log: a line per
+        # epoch (at most one every UNSEEN_PROGRESS_SECONDS) and one per panel with the time
+        # left.
+        reporter = Progress(None, echo=echo)
+        spent: list[float] = []
+        for i, key in enumerate(st.panels):
+            title, method, extra = PANELS[key]
+            t0 = time.time()
+            left = len(st.panels) - i
+            left = f"; about {format_seconds(np.mean(spent) * left)} left" if spent else ""
+            reporter.line(f"[toy] panel {key} ({i + 1}/{len(st.panels)}): {title}{left}")
+            torch.manual_seed(seed)
+            m = get_method(method)(seed=seed, **{**base[method], **extra}).fit(
+                data,
+                reporter=reporter,
+                label=f"[toy] panel {key} {method}",
+                progress=sys.stderr.isatty(),
+            )
+            spent.append(time.time() - t0)
+            torch.manual_seed(seed + 100)
+            x = m.sample(data.semantics, st.n_generated).detach().cpu().numpy()
+            y = torch.arange(4).repeat_interleave(st.n_generated).numpy()
+            samples[key] = (x, y)
+            last = {k: round(v, 4) for k, v in m.history_[-1].items() if k != "epoch"}
+            results["panels"][key] = {
+                "title": title,
+                "method": method,
+                "overrides": extra,
+                **panel_numbers(x[y == 3]),
+                "final_losses": last,
+                "finite": bool(np.isfinite(x).all()),
+                "seconds": round(time.time() - t0, 1),
+            }
+            if echo:
+                print(_line(key, results["panels"][key]), flush=True)
     finally:
         torch.set_num_threads(threads)
-
-
-def _run(get_method, out, epochs, hidden, n_per_class, n_generated, seed, panels, scale, echo):
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ds = toy_dataset(n_per_class=n_per_class, seed=seed)
-    task = ZSLTask(ds, feature_transform="none")
-    data = task.train
-    sem = data.semantics
-    base = _base_settings(epochs, hidden, scale)
-    truth_seen = data.features.numpy()
-    truth_labels = data.labels.numpy()
-    truth_unseen = toy_dataset(n_per_class=n_generated, seed=seed + 1).features
-    truth_unseen = truth_unseen[toy_dataset(n_per_class=n_generated, seed=seed + 1).test_unseen]
-    results: dict[str, Any] = {
-        "settings": {
-            "epochs": epochs,
-            "hidden": hidden,
-            "n_per_class": n_per_class,
-            "n_generated": n_generated,
-            "seed": seed,
-            "semantic_scale": scale,
-            "base": base,
-        },
-        "panels": {"a": {"title": "(a) ground truth", **panel_numbers(truth_unseen)}},
-    }
-    samples: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    # Minutes of training with nothing printed looked like a hang in a log: a line per epoch
-    # (at most one every UNSEEN_PROGRESS_SECONDS) and one per panel with the time left.
-    reporter = Progress(None, echo=echo)
-    spent: list[float] = []
-    for i, key in enumerate(panels):
-        title, method, extra = PANELS[key]
-        t0 = time.time()
-        left = f"; about {format_seconds(np.mean(spent) * (len(panels) - i))} left" if spent else ""
-        reporter.line(f"[toy] panel {key} ({i + 1}/{len(panels)}): {title}{left}")
-        torch.manual_seed(seed)
-        m = get_method(method)(seed=seed, **{**base[method], **extra}).fit(
-            data,
-            reporter=reporter,
-            label=f"[toy] panel {key} {method}",
-            progress=sys.stderr.isatty(),
-        )
-        spent.append(time.time() - t0)
-        torch.manual_seed(seed + 100)
-        classes = torch.arange(4)
-        x = m.sample(sem, n_generated).detach().cpu().numpy()
-        y = classes.repeat_interleave(n_generated).numpy()
-        samples[key] = (x, y)
-        nums = panel_numbers(x[y == 3])
-        last = {k: round(v, 4) for k, v in m.history_[-1].items() if k != "epoch"}
-        results["panels"][key] = {
-            "title": title,
-            "method": method,
-            "overrides": extra,
-            **nums,
-            "final_losses": last,
-            "finite": bool(np.isfinite(x).all()),
-            "seconds": round(time.time() - t0, 1),
-        }
-        if echo:
-            print(_line(key, results["panels"][key]), flush=True)
     results["claims"] = _claims(results["panels"])
     (out / "toy.json").write_text(json.dumps(results, indent=2))
-    _figure(out / "toy.png", truth_seen, truth_labels, truth_unseen, samples, results["panels"])
+    seen = (data.features.numpy(), data.labels.numpy())
+    _figure(out / "toy.png", *seen, truth_unseen, samples, results["panels"])
     if echo:
         for claim, ok in results["claims"].items():
             print(f"claim {'HOLDS' if ok else 'FAILS'}: {claim}")
@@ -286,57 +258,35 @@ def _figure(path, truth_seen, truth_labels, truth_unseen, samples, panels) -> No
 
 
 def run_toy_seeds(
-    out: str | Path,
-    seeds: list[int],
-    *,
-    epochs: int = 100,
-    hidden: int = 64,
-    n_per_class: int = 1000,
-    n_generated: int = 400,
-    panels: str = "bcdfgh",
-    semantic_scale: float = 3.0,
-    echo: bool = True,
+    out: str | Path, seeds: list[int], *, echo: bool = True, **settings: Any
 ) -> dict[str, Any]:
     """Repeat the toy study over ``seeds`` (data, initialisation and sampling all change) and
     summarise per panel: median distances over seeds and the share of seeds for which each of
-    the paper's claims holds.
+    the paper's claims holds. ``settings``: the fields of :class:`ToySettings`.
 
     One seed's figure can look like Fig. 4 or not: where the unseen class [1, 1] lands is an
     extrapolation from three seen classes that the training data do not pin down, so a claim
     is only supported if it holds for most seeds. Writes ``seed_<k>/toy.{png,json}`` and
     ``toy_seeds.json``; a seed whose ``toy.json`` exists is reused (resumable).
     """
+    st = ToySettings(**settings)
     out = Path(out)
     per_seed: dict[int, dict[str, Any]] = {}
     for seed in seeds:
-        folder = out / f"seed_{seed}"
-        done = folder / "toy.json"
+        done = out / f"seed_{seed}" / "toy.json"
         if done.exists():
             res = json.loads(done.read_text())
-            settings = res["settings"]
-            same = (settings["epochs"], settings["hidden"], settings["semantic_scale"]) == (
-                epochs,
-                hidden,
-                semantic_scale,
-            ) and set(panels) <= set(res["panels"])
-            if same:
+            trained = [res["settings"][k] for k in ("epochs", "hidden", "semantic_scale")]
+            if trained == [st.epochs, st.hidden, st.semantic_scale] and set(st.panels) <= set(
+                res["panels"]
+            ):
                 per_seed[seed] = res
                 continue
-        per_seed[seed] = run_toy_study(
-            folder,
-            epochs=epochs,
-            hidden=hidden,
-            n_per_class=n_per_class,
-            n_generated=n_generated,
-            seed=seed,
-            panels=panels,
-            semantic_scale=semantic_scale,
-            echo=False,
-        )
+        per_seed[seed] = run_toy_study(done.parent, seed=seed, echo=False, **settings)
         if echo:
             print(f"seed {seed} done", flush=True)
     summary: dict[str, Any] = {"seeds": list(seeds), "panels": {}, "claims": {}}
-    for key in "a" + panels:
+    for key in "a" + st.panels:
         rows = [per_seed[s]["panels"][key] for s in seeds]
         to_u = np.array([r["dist_mean_to_unseen_centre"] for r in rows])
         to_s = np.array([r["dist_mean_to_nearest_seen_centre"] for r in rows])
@@ -362,9 +312,3 @@ def run_toy_seeds(
             print(f"claim holds for {100 * share:.0f}% of {len(seeds)} seeds: {claim}")
         print(f"numbers: {out / 'toy_seeds.json'}")
     return summary
-
-
-def _settings_fields() -> list[str]:  # used by the CLI help
-    from unseen.methods.izf import IZFConfig
-
-    return [f.name for f in dataclasses.fields(IZFConfig)]
