@@ -276,3 +276,22 @@ def test_grid_data_root_override_and_missing_root(tmp_path, capsys):
     code = main(["bench", str(tmp_path / "g.yaml"), "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err
     assert code == 2 and "no/such/root is not a folder" in err and "--data-root" in err
+
+
+def test_runs_name_the_commit_of_the_code_they_ran(tmp_path, monkeypatch):
+    """code_version() names the checkout of the package's source, not the current folder's;
+    an imported run's row shows the version its results.json recorded."""
+    import subprocess
+
+    from unseen.bench.harness import _import_version
+    from unseen.rundir import code_version
+
+    monkeypatch.chdir(tmp_path)  # not a git checkout
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    if head:  # a git checkout (not an installed copy)
+        assert code_version().split(" git ")[1].removesuffix("+dirty") == head
+    recorded = {"unseen_version": "0.1.0", "code_version": "unseen 0.1.0 git abc1234"}
+    assert _import_version(recorded, "2026-01-01T00:00:00+00:00") == "unseen 0.1.0 git abc1234"
+    assert _import_version({"unseen_version": "0.1.0"}, "2026-01-01").startswith("unseen 0.1.0")

@@ -24,10 +24,12 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+from unseen import __version__
 from unseen.errors import OutputExistsError
 from unseen.files import atomic_write_text
 
@@ -39,6 +41,7 @@ __all__ = [
     "Manifest",
     "RunFolder",
     "RunLock",
+    "code_version",
     "record_written",
 ]
 
@@ -65,6 +68,32 @@ _LEGACY_INNER = {
     "validation": VALIDATION_FILES,
     "seed": SEED_FILES,
 }
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _repo() -> Path:
+    # the checkout holding this package's source (src/unseen/rundir.py -> the root), not the
+    # current folder: a run started elsewhere still names the code it ran
+    return Path(__file__).resolve().parents[2]
+
+
+def code_version() -> str:
+    """``unseen <version> git <commit>[+dirty]`` of the code running now (the checkout its
+    source lives in; ``+dirty``: uncommitted edits under ``src/``)."""
+    commit = _git(["rev-parse", "--short", "HEAD"], _repo())
+    if commit is None:
+        return f"unseen {__version__}"
+    dirty = _git(["status", "--porcelain", "--untracked-files=no", "--", "src"], _repo())
+    return f"unseen {__version__} git {commit}{'+dirty' if dirty else ''}"
 
 
 class Manifest:

@@ -60,7 +60,7 @@ from unseen.eval.results import EvalResult, format_summary, mean_std, summarize
 from unseen.files import atomic_write_json
 from unseen.methods.base import GenerativeMethod, config_from_dict, get_method
 from unseen.progress import Progress, RunPlan, log_line
-from unseen.rundir import Manifest, RunFolder
+from unseen.rundir import Manifest, RunFolder, code_version
 from unseen.selection import select_on_validation
 
 __all__ = [
@@ -597,6 +597,7 @@ def _protocol(
         summary["per_task"] = {k: mean_std([p[k] for p in per_task]) for k in ("t1", "u", "s", "h")}
     report = {
         "unseen_version": __version__,
+        "code_version": code_version(),  # the commit a report names beside this run's rows
         "method": cfg.method,
         "dataset": ds.name,
         "synthetic_features": ds.synthetic,

@@ -15,44 +15,23 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unseen import __version__
 from unseen.bench.grid import Grid, Job, config_key, read_run_folder
 from unseen.bench.store import Store
+from unseen.rundir import _git, _repo, code_version
 
 __all__ = ["GridStatus", "code_version", "find_run_folders", "job_done", "run_grid"]
 
 
-def _git(args: list[str], cwd: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def _repo() -> Path:
-    return Path(__file__).resolve().parents[3]
-
-
-def code_version() -> str:
-    """``unseen <version> git <commit>[+dirty]`` of the code running now."""
-    commit = _git(["rev-parse", "--short", "HEAD"], _repo())
-    if commit is None:
-        return f"unseen {__version__}"
-    dirty = _git(["status", "--porcelain", "--untracked-files=no", "--", "src"], _repo())
-    return f"unseen {__version__} git {commit}{'+dirty' if dirty else ''}"
-
-
 def _import_version(results: dict[str, Any], finished: str) -> str:
-    """What is known of the code that wrote an imported run: its unseen version, and the
-    commit that was HEAD when results.json was written (uncommitted edits are unknown)."""
+    """What is known of the code that wrote an imported run: the ``code_version`` the runner
+    recorded (runs since it does), else its unseen version and the commit that was HEAD of
+    this checkout when results.json was written (the run may have used other code)."""
+    if results.get("code_version"):
+        return str(results["code_version"])
     version = f"unseen {results.get('unseen_version', '?')}"
     commit = _git(["log", "-1", "--format=%h", f"--before={finished}"], _repo())
     return f"{version}; HEAD then: {commit} (working tree not recorded)" if commit else version
