@@ -254,15 +254,15 @@ def test_shipped_grid_lists_every_row_from_anywhere(tmp_path, monkeypatch, capsy
     from unseen.cli import main
 
     monkeypatch.chdir(tmp_path)
-    raw = yaml.safe_load((ROOT / "configs" / "bench" / "flo.yaml").read_text())
+    raw = yaml.safe_load((ROOT / "configs" / "bench" / "report.yaml").read_text())
     rows = sum(len(e.get("variants") or [""]) for e in raw["entries"]) * len(raw["datasets"])
-    grid = load_grid("configs/bench/flo.yaml")  # the README's command, from another folder
-    assert len(grid.jobs) == rows and rows >= 13 and not grid.skipped
+    grid = load_grid("configs/bench/report.yaml")  # the README's command, from another folder
+    assert len(grid.jobs) == rows and rows >= 26 and not grid.skipped
     shared = (ROOT / "../shared/data/xlsa17").resolve()
     if shared.is_dir():  # the grid's ../shared/data/xlsa17 is the project root's
         assert Path(grid.jobs[0].config.data.root).resolve() == shared
     assert grid.import_dirs == [ROOT / "runs"]
-    assert main(["bench", "configs/bench/flo.yaml", "--list", "--out", "b"]) == 0
+    assert main(["bench", "configs/bench/report.yaml", "--list", "--out", "b"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == rows
 
 

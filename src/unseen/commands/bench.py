@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     b.add_argument(
         "grid",
-        help="grid file, e.g. configs/bench/flo.yaml or the study configs/studies/izf-tab3.yaml "
+        help="grid file, e.g. configs/bench/report.yaml or the study configs/studies/izf-tab3.yaml "
         "(its relative paths are taken from its own folder; a configs/... path missing here "
         "is the shipped one)",
     )
