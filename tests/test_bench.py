@@ -181,6 +181,13 @@ def test_report_has_every_row_beside_paper_numbers_and_provenance(ran, tmp_path)
     assert "**SYNTHETIC features, not comparable**" in report
     assert "**SYNTHETIC features: a smoke test of the code, not benchmark results.**" in report
     assert str(out / "jobs") in report or "jobs/" in report
+    # the generator-health table: one line per row, its numbers those of the stored choice
+    with Store(out / "results.sqlite") as store:
+        first = store.rows([grid.jobs[0].key])[0]
+    health = json.loads(first["validation"])["health"]["unseen"]
+    line = next(x for x in report.splitlines() if x.startswith(f"| {grid.jobs[0].label} | "))
+    assert f"| {health['synthetic_only_t1']:.1f} ({health['chance']:.1f}) |" in report
+    assert line and report.count("real-vs-synthetic probe") == 1
     with open(tmp_path / "rep" / "summary.csv") as f:
         summary = list(csv.DictReader(f))
     assert len(summary) == len(grid.jobs)

@@ -75,9 +75,54 @@ def summarize_rows(grid: Grid, rows: list[dict[str, Any]]) -> list[dict[str, Any
                 "finished": max(r["finished"] for r in mine),
                 "code_versions": sorted({r["code_version"] for r in mine}),
                 "total_seconds": sum(r["total_seconds"] or 0 for r in mine),
+                "devices": sorted({r["device"] or "?" for r in mine}),
+                "health": _health_of(mine[0]),
             }
         )
     return out
+
+
+def _health_of(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The generator health (:mod:`unseen.eval.health`) on the pseudo-unseen classes of the
+    validation problem at the chosen point, from a stored row's validation choice."""
+    import json
+
+    try:
+        return json.loads(row["validation"] or "{}").get("health", {}).get("unseen")
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+HEALTH_HEAD = (
+    "| row | synthetic-only T1 (chance) | class means nearest own | mean error ratio | "
+    "spread ratio | real-vs-synthetic probe |"
+)
+
+
+def _health_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The health table under a dataset's results: what the generator knows of the classes,
+    measured on validation before any test run (README, "Generator health")."""
+    known = [s for s in rows if s.get("health")]
+    if not known:
+        return []
+    lines = [
+        "Generator health on the validation problem at the chosen point (pseudo-unseen "
+        "classes, first seed; `unseen diagnose RUN`): a softmax trained on synthetic features "
+        "alone scored on real ones, the share of generated class means nearest their own real "
+        "class mean, mean error relative to the real class spread, generated/real spread, and "
+        "how well a linear probe tells generated from real features (50% = indistinguishable).",
+        "",
+        HEALTH_HEAD,
+        "|" + "---|" * (HEALTH_HEAD.count("|") - 1),
+    ]
+    for s in known:
+        h = s["health"]
+        lines.append(
+            f"| {s['label']} | {h['synthetic_only_t1']:.1f} ({h['chance']:.1f}) | "
+            f"{h['mean_hit_rate']:.0f}% | {h['mean_error_ratio']:.2f} | "
+            f"{h['spread_ratio']:.2f} | {h['probe_accuracy']:.1f}% |"
+        )
+    return [*lines, ""]
 
 
 def _features_note(grid: Grid, dataset: str) -> str:
@@ -193,7 +238,7 @@ def write_report(
         missing = [m for m in missing if m not in {s["label"] for s in mine}]
         if missing:
             lines += ["", f"Not in this report (no finished run yet): {', '.join(missing)}."]
-        lines += [""]
+        lines += ["", *_health_lines(mine)]
         fig = _figure(mine, papers, dataset, out, bool(note), synthetic=synthetic)
         if fig:
             lines += [f"![H per row on {dataset}]({fig.name})", ""]
@@ -202,14 +247,15 @@ def write_report(
     lines += [
         "## Where each row came from",
         "",
-        "| row | dataset | source | folder | finished (UTC) | code | hours |",
-        "|---|---|---|---|---|---|---|",
+        "| row | dataset | source | folder | finished (UTC) | code | device | hours |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
         lines.append(
             f"| {s['label']} | {s['dataset']} | {', '.join(s['sources'])} | "
             f"{', '.join(_rel(d, cwd) for d in s['run_dirs'])} | {s['finished']} | "
-            f"{'; '.join(s['code_versions'])} | {s['total_seconds'] / 3600:.2f} |"
+            f"{'; '.join(s['code_versions'])} | {', '.join(s['devices'])} | "
+            f"{s['total_seconds'] / 3600:.2f} |"
         )
     found = store.validations([j.key for j in grid.jobs if j.validate_only])
     for job in grid.jobs:
@@ -218,7 +264,7 @@ def write_report(
             hours = v["selection"]["choice"].get("seconds", 0) / 3600
             lines.append(
                 f"| {job.label} | {job.dataset} | {v['source']} | {_rel(v['run_dir'], cwd)} | "
-                f"{v['finished']} | {v['code_version']} | {hours:.2f} (validation) |"
+                f"{v['finished']} | {v['code_version']} | - | {hours:.2f} (validation) |"
             )
     lines += [
         "",
