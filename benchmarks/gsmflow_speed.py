@@ -19,7 +19,7 @@ backward, no optimizer; ``benchmarks/timing.py``); achieved GFLOP/s = that / med
 Peak memory: peak RSS of a fresh subprocess running a few steps of one model (CPU), or
 ``torch.cuda.max_memory_allocated``.
 
-Run single-threaded on this project's shared CPU: ``/work/heavy .venv/bin/python
+Run single-threaded for comparable figures: ``OMP_NUM_THREADS=1 python
 benchmarks/gsmflow_speed.py`` (FrEIA is in the ``bench`` extra: ``pip install -e .[bench]``).
 """
 
