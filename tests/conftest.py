@@ -1,7 +1,9 @@
-"""Shared fixtures: the real xlsa17 files beside the repository, and tiny synthetic ones."""
+"""Shared fixtures: the real xlsa17 files beside the repository, tiny synthetic ones, and the
+device the method tests train on (``UNSEEN_TEST_DEVICE=cuda`` runs them on a GPU)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +15,8 @@ import pytest
 import scipy.io
 
 SHARED_XLSA17 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xlsa17"
+#: environment variable naming the device of the method tests (default cpu)
+TEST_DEVICE_ENV = "UNSEEN_TEST_DEVICE"
 
 _H5_CLASSES = {
     np.dtype(np.float64): "double",
@@ -33,6 +37,31 @@ def shared_data() -> Path:
             "../shared/data/xlsa17 not found beside the repository: real-data tests need it"
         )
     return SHARED_XLSA17
+
+
+@pytest.fixture(scope="session")
+def device() -> str:
+    """The device the method tests train on: ``cpu``, or ``$UNSEEN_TEST_DEVICE`` (``cuda``,
+    ``cuda:1``). Asked for CUDA where torch sees none, the tests that use it are skipped (with
+    that reason), not run on the CPU: a CUDA check must not pass without a GPU."""
+    import torch
+
+    name = os.environ.get(TEST_DEVICE_ENV, "").strip() or "cpu"
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise pytest.UsageError(f"{TEST_DEVICE_ENV}={name!r} is not a torch device") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        pytest.skip(f"{TEST_DEVICE_ENV}={name} but torch sees no CUDA device")
+    return name
+
+
+@pytest.fixture
+def cuda_device(device: str) -> str:
+    """The test device when it is a CUDA device; skips CUDA-only tests otherwise."""
+    if not device.startswith("cuda"):
+        pytest.skip(f"needs a CUDA device: run with {TEST_DEVICE_ENV}=cuda on a GPU machine")
+    return device
 
 
 # ---------------------------------------------------------------------------- .mat writers

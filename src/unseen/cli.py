@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
         "finished run, reusing its validation choice",
     )
     r.add_argument("--device", help="cpu, cuda, cuda:1, ... (default cpu)")
+    _add_precision_option(r)
     r.add_argument("--out", help="output folder (default runs/<method>-<dataset>)")
     r.add_argument(
         "--force",
@@ -141,8 +142,22 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     register_all(sub)  # commands defined in unseen.commands (bench, plot, predict, ...)
+    if "bench" in sub.choices:  # its grid jobs get it as --set run.precision (see main)
+        _add_precision_option(sub.choices["bench"])
     _add_plugin_option(sub)
     return p
+
+
+def _add_precision_option(parser: argparse.ArgumentParser) -> None:
+    """``--precision``; its value is checked with the config (one paragraph, exit 2), not
+    by argparse (whose error is a usage block)."""
+    parser.add_argument(
+        "--precision",
+        metavar="fp32|bf16|fp16",
+        help="autocast dtype of the generator's training and synthesis (default fp32, or the "
+        "config's run.precision); bf16 on CPUs with AVX-512 BF16/AMX and recent GPUs, fp16 "
+        "on CUDA only; see docs/speed.md",
+    )
 
 
 def _add_plugin_option(sub: argparse._SubParsersAction) -> None:
@@ -247,6 +262,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides=parse_set(args.set),
         seeds=args.seeds,
         device=args.device,
+        precision=args.precision,
     )
     out = args.out or f"runs/{args.method}-{Path(args.dataset).stem}"
     print(f"unseen {__version__}: {args.method} on {args.dataset} -> {out}", flush=True)
@@ -384,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
 
         for plugin in getattr(args, "plugins", None) or []:
             load_plugin(plugin)
+        if args.command == "bench" and getattr(args, "precision", None) is not None:
+            args.set = [*(args.set or []), f"run.precision={args.precision}"]
         handler = COMMANDS.get(args.command) or args.func
         return handler(args)
     except UnseenError as exc:

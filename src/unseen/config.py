@@ -152,12 +152,21 @@ class RunConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     device: str = "cpu"
+    #: autocast dtype of the generator's training and synthesis: fp32 (default until the
+    #: accuracy cost of the others is measured on validation), bf16, or fp16 (CUDA only);
+    #: see unseen.methods.precision. The final classifiers always train in fp32.
+    precision: str = "fp32"
     #: where the values came from (defaults, per-dataset file, --config, --set), for logs;
     #: not part of the config itself (run.yaml, config keys)
     sources: list[str] = field(default_factory=list, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The config as plain data (``run.yaml``, bench job specs and their keys).
+
+        ``precision`` appears only when it is not fp32: the files and job keys of every run
+        from before the option (all fp32) stay those of the same run made today.
+        """
+        out = {
             "method": self.method,
             "seeds": list(self.seeds),
             "device": self.device,
@@ -166,6 +175,9 @@ class RunConfig:
             "classifier": dataclasses.asdict(self.classifier),
             "selection": dataclasses.asdict(self.selection),
         }
+        if self.precision != "fp32":
+            out["precision"] = self.precision
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
@@ -179,10 +191,13 @@ class RunConfig:
             selection=_build(SelectionConfig, d.get("selection") or {}, "selection"),
             seeds=list(d.get("seeds") or [0]),
             device=d.get("device", "cpu"),
+            precision=d.get("precision", "fp32"),
         )
 
 
 SECTIONS = ("method", "data", "classifier", "selection", "run")
+#: keys of a config file's ``run`` section (and of ``--set run.KEY=VALUE``)
+RUN_KEYS = ("seeds", "device", "precision")
 
 
 CONFIG_PATH_ENV = "UNSEEN_CONFIG_PATH"
@@ -330,8 +345,13 @@ def resolve_run_config(
     overrides: dict[str, Any] | None = None,
     seeds: list[int] | None = None,
     device: str | None = None,
+    precision: str | None = None,
 ) -> RunConfig:
-    """Merge defaults, the shipped per-dataset config, a user file and overrides."""
+    """Merge defaults, the shipped per-dataset config, a user file and overrides.
+
+    ``seeds``, ``device`` and ``precision`` (the command line's) win over the ``run``
+    section of the files and ``--set run.KEY=...``.
+    """
     from unseen.methods.base import get_method
 
     method_cls = get_method(method)
@@ -349,9 +369,9 @@ def resolve_run_config(
     if overrides:
         sources.append("--set " + " ".join(f"{s}.{k}" for s, v in overrides.items() for k in v))
     run = merged.get("run", {})
-    unknown = sorted(set(run) - {"seeds", "device"})
+    unknown = sorted(set(run) - set(RUN_KEYS))
     if unknown:
-        raise ConfigError(f"unknown run key(s) {unknown}; valid: seeds, device")
+        raise ConfigError(f"unknown run key(s) {unknown}; valid: {', '.join(RUN_KEYS)}")
     data_values = {"dataset": dataset, "root": data_root, **merged.get("data", {})}
     if data_root:
         data_values["root"] = data_root
@@ -363,6 +383,7 @@ def resolve_run_config(
         selection=_build(SelectionConfig, merged.get("selection", {}), "selection"),
         seeds=list(seeds if seeds is not None else run.get("seeds", [0, 1, 2])),
         device=device or run.get("device", "cpu"),
+        precision=precision or run.get("precision", "fp32"),
     )
     # Validate the method params now (unknown keys fail before any work is done).
     params = merged.get("method", {})
@@ -488,6 +509,9 @@ def validate_run_config(cfg: RunConfig) -> None:
         raise ConfigError(
             f"unknown device {cfg.device!r}; use cpu, cuda or cuda:N (or mps)"
         ) from None
+    from unseen.methods.precision import check_precision
+
+    check_precision(cfg.precision, cfg.device)
     method_cls = get_method(cfg.method)
     defaults = dataclasses.asdict(method_cls.config_class())
     mcfg = config_from_dict(method_cls.config_class, {**defaults, **cfg.method_params}, "method")

@@ -222,7 +222,9 @@ def fit_method(
 ) -> GenerativeMethod:
     """The generator trained on ``data`` (all seen training data) for the chosen ``epochs``,
     resuming from ``checkpoint`` when it exists."""
-    method = get_method(cfg.method)(method_config(cfg, epochs=epochs), device=cfg.device, seed=seed)
+    method = get_method(cfg.method)(
+        method_config(cfg, epochs=epochs), device=cfg.device, seed=seed, precision=cfg.precision
+    )
     return method.fit(
         data,
         checkpoint=checkpoint,
@@ -608,6 +610,7 @@ def _protocol(
         "seeds": per_seed,
         "summary": summary,
         "device": cfg.device,
+        "precision": cfg.precision,
         "torch": torch.__version__,
     }
     atomic_write_json(out / "results.json", report)
@@ -646,6 +649,13 @@ def _log_start(
         )
     if cfg.sources:
         log_line(out, f"config: {' + '.join(cfg.sources)}", False)
+    if cfg.precision != "fp32":
+        log_line(
+            out,
+            f"precision: {cfg.precision} autocast for the generator's set-up, training and "
+            "synthesis (losses, log-determinants, penalties and classifiers in fp32)",
+            echo,
+        )
     if ds.synthetic:
         log_line(
             out, f"NOTE: {ds.name} has SYNTHETIC features; these are not benchmark results.", echo

@@ -128,7 +128,7 @@ def select_on_validation(
                 atomic_write_json(records_path, records)
 
     t0 = time.time()
-    method = get_method(cfg.method)(mcfg, device=cfg.device, seed=seed)
+    method = get_method(cfg.method)(mcfg, device=cfg.device, seed=seed, precision=cfg.precision)
     method.fit(
         val.train,
         callback=on_epoch,

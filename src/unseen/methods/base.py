@@ -12,6 +12,11 @@ Every generative method is a :class:`GenerativeMethod`:
 ``fit`` runs an epoch loop owned by this base class, which gives every method checkpoints
 written atomically, resume-after-kill (RNG states included, so a resumed run is identical to
 an uninterrupted one on the same machine) and per-epoch callbacks for validation.
+
+The loop also owns the numeric precision (``precision="bf16"``, :mod:`unseen.methods.precision`):
+set-up, epochs and synthesis run under autocast, the networks' outputs come back in fp32, and
+methods update their networks with :meth:`GenerativeMethod.optimize` (backward outside
+autocast, loss scaling for fp16), so a method's own code is the same for every precision.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from tqdm.auto import tqdm
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError, DataError
 from unseen.files import atomic_save, load_torch_file
+from unseen.methods.precision import LOW_PRECISION_DTYPES, MixedPrecision, cast_outputs_hook
 from unseen.progress import Progress
 
 __all__ = [
@@ -306,6 +312,10 @@ def check_method_values(config: Any, where: str = "method") -> None:
                 raise bad("an integer >= 0")
 
 
+#: plain backward + step (fp32 needs neither autocast nor a scaler: device-independent)
+_FP32 = MixedPrecision("fp32")
+
+
 def minibatch_epoch(
     opt: torch.optim.Optimizer,
     n: int,
@@ -315,26 +325,26 @@ def minibatch_epoch(
     *,
     min_batch: int = 1,
     clip: float = 0.0,
+    optimize: Callable[..., None] | None = None,
 ) -> dict[str, float]:
     """One epoch of minibatch descent over a random permutation of ``n`` samples.
 
     ``step_losses(idx)`` returns the loss parts of the batch ``idx``, with the optimised one
     under ``"total"``; batches smaller than ``min_batch`` are skipped (a last batch of one
     sample has no within-batch MMD/prototype term). ``clip > 0`` clips the gradient norm of
-    the optimiser's parameters. Returns each part's mean over the steps taken.
+    the optimiser's parameters. ``optimize`` applies a loss, as
+    ``optimize(loss, opt, clip=clip)``: pass the method's :meth:`GenerativeMethod.optimize`
+    so the run's precision applies (default: a plain fp32 backward and step). Returns each
+    part's mean over the steps taken.
     """
-    params = [p for group in opt.param_groups for p in group["params"]] if clip > 0 else []
+    optimize = optimize or _FP32.step
     sums: dict[str, float] = {}
     steps = 0
     for idx in torch.randperm(n, device=device).split(batch_size):
         if len(idx) < min_batch:
             continue
         parts = step_losses(idx)
-        opt.zero_grad(set_to_none=True)
-        parts["total"].backward()
-        if clip > 0:
-            nn.utils.clip_grad_norm_(params, clip)
-        opt.step()
+        optimize(parts["total"], opt, clip=clip)
         steps += 1
         for k, val in parts.items():
             sums[k] = sums.get(k, 0.0) + float(val.detach())
@@ -358,8 +368,22 @@ class GenerativeMethod(ABC):
         *,
         device: str | torch.device = "cpu",
         seed: int = 0,
+        precision: str = "fp32",
         **overrides: Any,
     ) -> None:
+        """Store the settings (nothing is built before ``fit``).
+
+        Args:
+            config: the method's config dataclass (default: its defaults), changed by
+                ``overrides`` (config keys).
+            device: where the networks train and sample.
+            seed: seeds the initialisation and the training's random stream.
+            precision: ``fp32``, ``bf16`` or ``fp16`` (CUDA only): the autocast dtype of
+                set-up, training and synthesis (see :mod:`unseen.methods.precision`).
+
+        Raises:
+            ConfigError: an unknown config key or precision, fp16 without CUDA.
+        """
         base = config if config is not None else self.config_class()
         if overrides:
             merged = {**dataclasses.asdict(base), **overrides}
@@ -367,6 +391,8 @@ class GenerativeMethod(ABC):
         self.config = base
         self.device = torch.device(device)
         self.seed = int(seed)
+        self.amp = MixedPrecision(precision, self.device)
+        self._output_hooks: list[Any] = []
         self.epoch_ = 0
         self.history_: list[dict[str, float]] = []
         self.dims_: dict[str, int] | None = None
@@ -461,6 +487,38 @@ class GenerativeMethod(ABC):
             pass
 
     # ------------------------------------------------------------------ provided
+    @property
+    def precision(self) -> str:
+        """``fp32``, ``bf16`` or ``fp16``: the precision given at construction."""
+        return self.amp.precision
+
+    def optimize(
+        self, loss: torch.Tensor, *optimizers: torch.optim.Optimizer, clip: float = 0.0
+    ) -> None:
+        """Update ``optimizers`` on ``loss``: zero their gradients, back-propagate, clip the
+        joint gradient norm when ``clip > 0``, step.
+
+        Every method updates its networks through this call (or through
+        :func:`minibatch_epoch` with ``optimize=self.optimize``): in bf16/fp16 it runs the
+        backward outside autocast and scales fp16 losses
+        (:meth:`~unseen.methods.precision.MixedPrecision.step`); in fp32 it is the plain
+        ``zero_grad(); backward(); step()``.
+        """
+        self.amp.step(loss, *optimizers, clip=clip)
+
+    def _attach_precision(self) -> None:
+        """After a build: in bf16/fp16, every network of ``nets_`` returns its outputs in
+        its parameters' dtype (fp32), so every loss built on them is fp32."""
+        for handle in self._output_hooks:
+            handle.remove()
+        self._output_hooks = []
+        if not self.amp.enabled or self.nets_ is None:
+            return
+        for net in self.nets_.values():
+            dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), None)
+            if dtype is not None:
+                self._output_hooks.append(net.register_forward_hook(cast_outputs_hook(dtype)))
+
     def dims_from(self, data: SeenTrainData) -> dict[str, int]:
         return {
             "feature_dim": data.feature_dim,
@@ -511,6 +569,7 @@ class GenerativeMethod(ABC):
             self.dims_ = dims
             self._build(dims)
             self.nets_.to(self.device)
+            self._attach_precision()
             self.epoch_ = 0
             self.history_ = []
         on_device = self._to_device(data)
@@ -521,7 +580,7 @@ class GenerativeMethod(ABC):
                 if reporter is not None
                 else contextlib.nullcontext()
             )
-            with busy:
+            with busy, self.amp.autocast():
                 self._prepare(on_device)
         bar = tqdm(
             total=total,
@@ -533,7 +592,8 @@ class GenerativeMethod(ABC):
         while self.epoch_ < total:
             self.nets_.train()
             t0 = time.perf_counter()
-            losses = self._train_epoch(on_device, self.epoch_)
+            with self.amp.autocast():
+                losses = self._train_epoch(on_device, self.epoch_)
             seconds = time.perf_counter() - t0
             self.epoch_ += 1
             self.history_.append({"epoch": self.epoch_, **losses})
@@ -554,11 +614,17 @@ class GenerativeMethod(ABC):
     def synthesize(
         self, classes: torch.Tensor, semantics: torch.Tensor, n_per_class: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Synthetic features and global labels for ``classes`` (rows of ``semantics``)."""
+        """Synthetic features and global labels for ``classes`` (rows of ``semantics``).
+
+        Sampling runs in the method's precision (autocast); the features come back in fp32.
+        """
         self._check_fitted()
         classes = torch.as_tensor(classes, dtype=torch.long)
-        with torch.no_grad():
-            x = self.sample(semantics[classes], n_per_class).cpu()
+        with torch.no_grad(), self.amp.autocast():
+            x = self.sample(semantics[classes], n_per_class)
+        if x.dtype in LOW_PRECISION_DTYPES:
+            x = x.float()
+        x = x.cpu()
         y = classes.repeat_interleave(n_per_class)
         return x, y
 
@@ -585,6 +651,7 @@ class GenerativeMethod(ABC):
             "method": self.name,
             "config": dataclasses.asdict(self.config),
             "seed": self.seed,
+            "precision": self.precision,
             "dims": self.dims_,
             "epoch": self.epoch_,
             "history": self.history_,
@@ -593,6 +660,8 @@ class GenerativeMethod(ABC):
         }
         if optimizers:  # only resuming training needs them (Adam: twice the weights' size)
             state["optimizers"] = {k: o.state_dict() for k, o in self.optimizers_.items()}
+            if self.amp.scaler is not None:
+                state["grad_scaler"] = self.amp.state_dict()
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         return state
@@ -618,14 +687,24 @@ class GenerativeMethod(ABC):
                 f"checkpoint {path} was written with another {self.name} config; "
                 "use another output folder (or --force to start over)"
             )
+        # Files from before the precision option were trained in fp32. Resuming in another
+        # precision would not be the run it continues; loading for sampling (dims None) is.
+        saved_precision = state.get("precision", "fp32")
+        if dims is not None and saved_precision != self.precision:
+            raise ConfigError(
+                f"checkpoint {path} was trained in precision {saved_precision}, this run asks "
+                f"for {self.precision}; use another output folder (or --force to start over)"
+            )
         self.dims_ = state["dims"]
         torch.manual_seed(self.seed)
         self._build(self.dims_)
         self.nets_.load_state_dict(state["nets"])
         self.nets_.to(self.device)
+        self._attach_precision()
         for k, o in self.optimizers_.items():
             if "optimizers" in state:
                 o.load_state_dict(state["optimizers"][k])
+        self.amp.load_state_dict(state.get("grad_scaler") or {})
         self.epoch_ = state["epoch"]
         self.history_ = list(state["history"])
         torch.set_rng_state(state["rng_cpu"])

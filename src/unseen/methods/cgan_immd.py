@@ -21,10 +21,10 @@ import torch.nn.functional as F
 
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
-from unseen.losses.adversarial import gradient_penalty
-from unseen.losses.mmd import KERNELS, inverse_mmd_loss
+from unseen.losses.mmd import KERNELS
 from unseen.methods.base import register
-from unseen.methods.clswgan import CLSWGAN, CLSWGANConfig, _seen_positions
+from unseen.methods.clswgan import CLSWGAN, CLSWGANConfig, _seen_positions, gradient_penalty
+from unseen.methods.izf import inverse_mmd_loss
 from unseen.models.mlp import ConditionalGenerator, init_normal
 
 __all__ = ["CGANiMMD", "CGANiMMDConfig"]
@@ -93,9 +93,7 @@ class CGANiMMD(CLSWGAN):
                 scores = D(torch.cat([fake, x]), torch.cat([a, a]))
                 gp = gradient_penalty(lambda v, a=a: D(v, a), x, fake, c.gp_weight)
                 loss_d = scores[: len(x)].mean() - scores[len(x) :].mean() + gp
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
+                self.optimize(loss_d, opt_d)
             D.requires_grad_(False)
             idx = torch.randint(n, (c.batch_size,), device=dev)
             a = sem[data.labels[idx]]
@@ -106,9 +104,7 @@ class CGANiMMD(CLSWGAN):
             fake_u = G(torch.randn(len(idx), nz, device=dev), sem[u])
             immd = inverse_mmd_loss(x_all[idx], fake_u, c.kernel)
             loss_g = adv + c.cls_weight * cls + c.immd_weight * immd
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
+            self.optimize(loss_g, opt_g)
             sums["critic"] += loss_d.item()
             sums["generator"] += adv.item()
             sums["cls"] += cls.item()

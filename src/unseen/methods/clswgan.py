@@ -20,11 +20,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from unseen.data.task import SeenTrainData
-from unseen.losses.adversarial import gradient_penalty
+from unseen.losses.adversarial import gradient_penalty as _gradient_penalty
 from unseen.methods.base import GenerativeMethod, MethodConfig, register
+from unseen.methods.precision import full_precision
 from unseen.models.mlp import ConditionalCritic, ConditionalGenerator, init_normal
 
 __all__ = ["CLSWGAN", "CLSWGANConfig"]
+
+#: the penalty in fp32 under bf16/fp16 autocast, critic included (its double backward is
+#: where low precision would hurt; see unseen.methods.precision)
+gradient_penalty = full_precision(_gradient_penalty)
 
 
 @dataclass
@@ -102,9 +107,7 @@ class CLSWGAN(GenerativeMethod):
             for i in range(0, n, c.pretrain_batch):
                 idx = perm[i : i + c.pretrain_batch]
                 loss = F.cross_entropy(clf(data.features[idx]), target[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                self.optimize(loss, opt)
         clf.requires_grad_(False)
 
     def _train_epoch(self, data: SeenTrainData, epoch: int) -> dict[str, float]:
@@ -139,9 +142,7 @@ class CLSWGAN(GenerativeMethod):
                     input_gradient=lambda v, a=a: D.input_gradient(v, a),
                 )
                 loss_d = d_fake - d_real + gp
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
+                self.optimize(loss_d, opt_d)
             D.requires_grad_(False)
             idx = torch.randint(n, (c.batch_size,), device=dev)
             a = sem[data.labels[idx]]
@@ -150,9 +151,7 @@ class CLSWGAN(GenerativeMethod):
             adv = -D(fake, a).mean()
             cls = F.cross_entropy(clf(fake), target_all[idx])
             loss_g = adv + c.cls_weight * cls
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
+            self.optimize(loss_g, opt_g)
             sums["critic"] += loss_d.item()
             sums["wasserstein"] += (d_real - d_fake).item()
             sums["generator"] += adv.item()

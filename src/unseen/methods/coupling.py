@@ -49,10 +49,10 @@ from torch import nn
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
 from unseen.eval.metrics import per_class_accuracy
-from unseen.losses.adversarial import gradient_penalty
-from unseen.losses.sinkhorn import sinkhorn_distance
+from unseen.losses.sinkhorn import sinkhorn_distance as _sinkhorn_distance
 from unseen.methods.base import register
-from unseen.methods.clswgan import CLSWGAN, CLSWGANConfig, _seen_positions
+from unseen.methods.clswgan import CLSWGAN, CLSWGANConfig, _seen_positions, gradient_penalty
+from unseen.methods.precision import full_precision
 from unseen.models.coupling import InferenceNetwork, JointCritic
 from unseen.models.mlp import ConditionalCritic, ConditionalGenerator, init_normal
 
@@ -63,6 +63,9 @@ __all__ = [
     "class_centres",
     "nearest_semantic_accuracy",
 ]
+
+#: the alignment in fp32 under bf16/fp16 autocast (POT's log-domain Sinkhorn iterations)
+sinkhorn_distance = full_precision(_sinkhorn_distance)
 
 
 @dataclass
@@ -431,12 +434,8 @@ class TLCoupling(CLSWGAN):
                     crit["critic_inf"], w2 = self.critic_inf_loss(h, h_hat, x)
                 if use_joint:
                     crit["critic_joint"], w3 = self.critic_joint_loss(x, h_hat, x_hat, h)
-                for key in critics:
-                    opts[key].zero_grad(set_to_none=True)
                 # The three critic graphs are disjoint: one backward trains each on its own loss.
-                sum(crit.values()).backward()
-                for key in critics:
-                    opts[key].step()
+                self.optimize(sum(crit.values()), *(opts[key] for key in critics))
             for key in critics:
                 nets[key].requires_grad_(False)
             for key, value in crit.items():
@@ -451,11 +450,7 @@ class TLCoupling(CLSWGAN):
             z = torch.randn(len(idx), G.noise_dim, device=dev)
             total, parts = self.total_loss(x_all[idx], data.labels[idx], target_all[idx], sem, z)
             gi = ["generator"] + ["inference"] * (use_inf or use_joint)
-            for key in gi:
-                opts[key].zero_grad(set_to_none=True)
-            total.backward()
-            for key in gi:
-                opts[key].step()
+            self.optimize(total, *(opts[key] for key in gi))
             for key, value in parts.items():
                 log(key, value)
         return {k: v / steps for k, v in sums.items()}

@@ -32,9 +32,8 @@ from torch import nn
 from unseen.classifiers import NearestPrototypeClassifier
 from unseen.data.task import SeenTrainData
 from unseen.losses.flow import prototype_centring_loss
-from unseen.losses.mmd import inverse_mmd_loss
 from unseen.methods.base import GenerativeMethod, MethodConfig, minibatch_epoch, register
-from unseen.methods.izf import check_izf_options, seen_class_means
+from unseen.methods.izf import check_izf_options, inverse_mmd_loss, seen_class_means
 from unseen.models.mlp import MLP
 
 __all__ = ["CVAE", "CVAEConfig", "gaussian_kl"]
@@ -150,6 +149,7 @@ class CVAE(GenerativeMethod):
                 data.features[idx], data.labels[idx], sem, means, data.unseen_classes
             ),
             min_batch=2,
+            optimize=self.optimize,
         )
 
     def sample(self, class_semantics: torch.Tensor, n_per_class: int) -> torch.Tensor:

@@ -39,13 +39,21 @@ from torch import nn
 
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
-from unseen.losses.adversarial import gradient_penalty
-from unseen.losses.gradient_matching import gradient_matching_loss, grouped_gradient_matching
+from unseen.losses.gradient_matching import gradient_matching_loss as _gradient_matching_loss
+from unseen.losses.gradient_matching import (
+    grouped_gradient_matching as _grouped_gradient_matching,
+)
 from unseen.methods.base import GenerativeMethod, MethodConfig, register
+from unseen.methods.clswgan import gradient_penalty
+from unseen.methods.precision import full_precision
 from unseen.models.gmn import BilinearProbe, GMNGenerator, UnconditionalCritic, init_official
 from unseen.models.mlp import ConditionalCritic, init_normal
 
 __all__ = ["AUX_LOSSES", "CRITICS", "GMN", "GM_BATCHINGS", "INITS", "VARIANTS", "GMNConfig"]
+
+#: L_GM in fp32 under bf16/fp16 autocast: cosines of per-class gradient sums (Gram matrices)
+gradient_matching_loss = full_precision(_gradient_matching_loss)
+grouped_gradient_matching = full_precision(_grouped_gradient_matching)
 
 CRITICS = ("seen", "conditional", "seen+unlabeled", "none")
 AUX_LOSSES = ("gm", "cls", "none")
@@ -267,9 +275,7 @@ class GMN(GenerativeMethod):
             for i in range(0, n, c.pretrain_batch):
                 idx = perm[i : i + c.pretrain_batch]
                 loss = F.cross_entropy(clf(data.features[idx], sem), target[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                self.optimize(loss, opt)
         clf.requires_grad_(False)
 
     # ------------------------------------------------------------------ training
@@ -297,10 +303,7 @@ class GMN(GenerativeMethod):
             input_gradient=lambda v: D.input_gradient(v, a_fake),
         )
         loss = d_fake - d_real + gp
-        opt = self.optimizers_["critic"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.optimize(loss, self.optimizers_["critic"])
         return {"critic": loss.item(), "wasserstein": (d_real - d_fake).item()}
 
     def _train_epoch(self, data: SeenTrainData, epoch: int) -> dict[str, float]:
@@ -361,17 +364,11 @@ class GMN(GenerativeMethod):
                 cls = F.cross_entropy(self.nets_["seen_classifier"](fake, seen_sem), y)
                 loss = loss + c.cls_weight * cls
                 logs["cls"] = cls.item()
-            opt = self.optimizers_["generator"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            self.optimize(loss, self.optimizers_["generator"])
             if c.aux == "gm":
                 # theta moves one SGD step along its trajectory on real seen data (Sec. 3.2).
                 probe_loss = F.cross_entropy(probe(x_real, seen_sem), y)
-                popt = self.optimizers_["probe"]
-                popt.zero_grad(set_to_none=True)
-                probe_loss.backward()
-                popt.step()
+                self.optimize(probe_loss, self.optimizers_["probe"])
                 logs["probe_ce"] = probe_loss.item()
             add(logs)
         return {k: v / steps for k, v in sums.items()}

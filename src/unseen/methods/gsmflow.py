@@ -235,9 +235,7 @@ class GSMFlow(GenerativeMethod):
                 else:  # Eq. 2: every seen class
                     scores, target = g.scores(data.features[idx], sem), col[idx]
                 loss = contrastive_loss(scores, target).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                self.optimize(loss, opt)
         g.eval()
         for p in g.parameters():
             p.requires_grad_(False)
@@ -329,6 +327,7 @@ class GSMFlow(GenerativeMethod):
             c.batch_size,
             x_all.device,
             lambda idx: self.losses(x_all[idx], y_all[idx], sem, means),
+            optimize=self.optimize,
         )
 
     def flow_map(

@@ -62,11 +62,17 @@ from unseen.classifiers import NearestPrototypeClassifier
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
 from unseen.losses.flow import factorized_flow_nll, prototype_centring_loss
-from unseen.losses.mmd import ESTIMATORS, KERNELS, inverse_mmd_loss
+from unseen.losses.mmd import ESTIMATORS, KERNELS
+from unseen.losses.mmd import inverse_mmd_loss as _inverse_mmd_loss
 from unseen.methods.base import GenerativeMethod, MethodConfig, minibatch_epoch, register
+from unseen.methods.precision import full_precision
 from unseen.models.flows import COUPLINGS, CouplingFlow
 
 __all__ = ["IZF", "IZFConfig", "make_adam", "seen_class_means"]
+
+#: L_iMMD in fp32 under bf16/fp16 autocast: a difference of large kernel sums (also used by
+#: the CVAE and CGAN baselines)
+inverse_mmd_loss = full_precision(_inverse_mmd_loss)
 
 LOSS_SCALES = ("dim", "sum", "nll-dim")
 
@@ -299,6 +305,7 @@ class IZF(GenerativeMethod):
             lambda idx: self.losses(x_all[idx], y_all[idx], sem, means, data.unseen_classes),
             min_batch=2,
             clip=c.grad_clip,
+            optimize=self.optimize,
         )
 
     # ------------------------------------------------------------------ generation

@@ -79,6 +79,7 @@ class MeanReg(GenerativeMethod):
             self.config.batch_size,
             data.features.device,
             losses,
+            optimize=self.optimize,
         )
         return {"mse": parts["mse"]}
 

@@ -186,11 +186,16 @@ class AffineCoupling(nn.Module):
         nn.init.uniform_(self.bias2, -b2, b2)
 
     def scale_shift(self, x_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(s(x_a), t(x_a))``, each ``(batch, d_b)``."""
+        """``(s(x_a), t(x_a))``, each ``(batch, d_b)``, in the parameters' dtype.
+
+        Under autocast (bf16/fp16) the two products run in low precision and their output
+        is cast back before the clamp: the log-determinant sums ``s`` over hundreds of
+        dimensions and ``exp(s)`` scales the moved half, so both are computed in fp32.
+        """
         h = torch.addmm(self.bias1, x_a, self.weight1.t())
         h = nn.functional.leaky_relu(h, self.slope)
         h = h.view(x_a.shape[0], 2, self.hidden).transpose(0, 1)  # (2, batch, hidden)
-        st = torch.baddbmm(self.bias2, h, self.weight2)  # (2, batch, d_b)
+        st = torch.baddbmm(self.bias2, h, self.weight2).to(self.weight2.dtype)  # (2, batch, d_b)
         return soft_clamp(st[0], self.clamp), st[1]
 
     def _halves(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -392,7 +397,9 @@ class GlowCoupling(nn.Module):
     def subnet(
         self, k: int, u: torch.Tensor, c: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(s_k, t_k)`` of sub-network ``k`` (1 or 2) on input ``u`` and condition share ``c``."""
+        """``(s_k, t_k)`` of sub-network ``k`` (1 or 2) on input ``u`` and condition share
+        ``c``, in the parameters' dtype (under autocast the products run in low precision and
+        their output is cast back: the log-determinant and ``exp(s)`` are computed in fp32)."""
         w_in, w_out, b_out = (
             (self.weight_in1, self.weight_out1, self.bias_out1)
             if k == 1
@@ -400,7 +407,7 @@ class GlowCoupling(nn.Module):
         )
         first = self.bias_in[k - 1] if c is None else c  # c already holds W_a a + b
         h = nn.functional.leaky_relu(torch.addmm(first, u, w_in.t()), self.slope)
-        st = torch.addmm(b_out, h, w_out.t())
+        st = torch.addmm(b_out, h, w_out.t()).to(w_out.dtype)
         d = st.shape[1] // 2
         return soft_clamp(st[:, :d], self.clamp, self.clamp_scale), st[:, d:]
 

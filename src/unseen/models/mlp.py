@@ -57,6 +57,14 @@ class MLP(nn.Sequential):
         self.slope = slope
         self.out_activation = out_activation
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layers in order; the output in the weights' dtype. Under autocast (bf16/fp16)
+        the layers compute in low precision, and the losses built on the output (critic
+        means, reconstruction errors) are then computed in fp32."""
+        out = super().forward(x)
+        dtype = self[0].weight.dtype
+        return out if out.dtype == dtype else out.to(dtype)
+
     def input_gradient(self, x: torch.Tensor, n_inputs: int | None = None) -> torch.Tensor:
         """Gradient of the (scalar) output w.r.t. the first ``n_inputs`` input columns.
 
