@@ -16,7 +16,6 @@ import argparse
 import torch
 
 from timing import random_seen_data, timed
-from unseen.data.task import SeenTrainData
 from unseen.methods.clswgan import CLSWGAN
 from unseen.methods.coupling import TLCoupling
 
@@ -27,22 +26,14 @@ SHAPES = {
 }
 
 
-def time_iteration(method, data: SeenTrainData, iters: int) -> float:
+def time_iteration(method, shape: str, iters: int) -> float:
     """Seconds per generator iteration (critic steps included), after one warm-up."""
+    _, d, da, ns = SHAPES[shape]
+    data = random_seen_data(method.config.batch_size * iters, d, da, ns)
     method.dims_ = method.dims_from(data)
     method._build(method.dims_)
-    small = SeenTrainData(
-        features=data.features[: method.config.batch_size * iters],
-        labels=data.labels[: method.config.batch_size * iters],
-        semantics=data.semantics,
-        seen_classes=data.seen_classes,
-        unseen_classes=data.unseen_classes,
-    )
-    warm = SeenTrainData(
-        **{**small.__dict__, "features": small.features[:1], "labels": small.labels[:1]}
-    )
-    method._train_epoch(warm, 0)
-    return timed(lambda: method._train_epoch(small, 0))[0] / iters  # `iters` iterations
+    method._train_epoch(random_seen_data(1, d, da, ns), 0)  # warm-up
+    return timed(lambda: method._train_epoch(data, 0))[0] / iters  # `iters` iterations
 
 
 def main() -> None:
@@ -55,8 +46,7 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    n, d, da, ns = SHAPES[args.shape]
-    data = random_seen_data(n, d, da, ns)
+    n, d, da, _ = SHAPES[args.shape]
     print(f"{args.shape}: n={n} d={d} d_a={da}; torch threads {torch.get_num_threads()}")
     for hidden in args.hidden:
         for batch in args.batch:
@@ -70,7 +60,7 @@ def main() -> None:
                     TLCoupling(**sizes, hidden_i=(hidden,), hidden_d2=hidden, hidden_d3=hidden),
                 ),
             ):
-                s = time_iteration(m, data, args.iters)
+                s = time_iteration(m, args.shape, args.iters)
                 row.append(f"{label} {1000 * s:7.1f} ms/iter {s * steps:6.1f} s/epoch")
             print("  ".join(row), flush=True)
 

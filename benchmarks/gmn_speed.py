@@ -17,26 +17,22 @@ a generator batch, and the difference ``cwgan+gm - cwgan``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
-import subprocess
 import sys
 
 import torch
 
-from timing import peak_memory_mib, random_seen_data, rss_mib, timed
-from unseen.data.task import SeenTrainData
+from timing import (
+    in_fresh_process,
+    interleaved_ms,
+    peak_memory_mib,
+    random_seen_data,
+    rss_mib,
+    timed,
+)
 
 VARIANTS = ("clswgan", "cwgan", "cwgan+cls", "cwgan+gm")
-
-
-def _data(args, device):
-    """CUB-shaped random data of ``batch`` features (N = batch: one epoch = one iteration)."""
-    data = random_seen_data(
-        args.batch, args.feature_dim, args.semantic_dim, args.n_seen, args.n_unseen, unit=True
-    )
-    return SeenTrainData(
-        **{k: v.to(device) if torch.is_tensor(v) else v for k, v in data.__dict__.items()}
-    )
 
 
 def _method(variant, args, device):
@@ -67,8 +63,12 @@ def _method(variant, args, device):
 
 def _setup(variant: str, args):
     torch.manual_seed(0)
-    data = _data(args, args.device)
     m = _method(variant, args, args.device)
+    # CUB-shaped random data of `batch` features (N = batch: one epoch = one iteration)
+    data = random_seen_data(
+        args.batch, args.feature_dim, args.semantic_dim, args.n_seen, args.n_unseen, unit=True
+    )
+    data = m._to_device(data)
     m.dims_ = m.dims_from(data)
     m._build(m.dims_)
     m.nets_.to(args.device)
@@ -78,8 +78,11 @@ def _setup(variant: str, args):
     return m, data
 
 
-def _time_iteration(m, data, args, step: int) -> float:
-    return timed(lambda: m._train_epoch(data, step), args.device)[0]
+def _iterations(m, data):
+    """One training iteration a call, the k-th as epoch k (GMN re-initialises its probe by the
+    step count)."""
+    count = itertools.count(1)
+    return lambda: m._train_epoch(data, next(count))
 
 
 def memory(variant: str, args) -> dict:
@@ -90,7 +93,7 @@ def memory(variant: str, args) -> dict:
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     rss0 = rss_mib()
-    _time_iteration(m, data, args, 1)
+    m._train_epoch(data, 1)
     peak = peak_memory_mib(args.device) - (0 if args.device.startswith("cuda") else rss0)
     return {"variant": variant, "peak_mib": peak}
 
@@ -99,11 +102,9 @@ def timings(args) -> dict:
     """Iterations of all variants interleaved in one process (fair under a shared CPU);
     minimum and median over ``repeats``."""
     setups = {v: _setup(v, args) for v in args.variants}
-    times: dict[str, list[float]] = {v: [] for v in args.variants}
-    for r in range(args.repeats):
-        for v, (m, data) in setups.items():
-            times[v].append(_time_iteration(m, data, args, r + 1))
-    out = {v: {"min_s": min(t), "median_s": sorted(t)[len(t) // 2]} for v, t in times.items()}
+    steps = {v: _iterations(m, data) for v, (m, data) in setups.items()}
+    times = interleaved_ms(steps, args.device, args.repeats)
+    out = {v: _min_median([t / 1e3 for t in ms]) for v, ms in times.items()}
     if "cwgan+gm" in setups:
         m, data = setups["cwgan+gm"]
         out["gm_alone"] = _gm_alone(m, data, args)
@@ -126,8 +127,11 @@ def _gm_alone(m, data, args) -> float:
             x, y, fake, y, probe.weight.detach(), probe.bias.detach(), sem
         ).backward()
 
-    times = timed(gm_step, args.device, args.repeats)
-    return {"min_s": min(times), "median_s": sorted(times)[len(times) // 2]}
+    return _min_median(timed(gm_step, args.device, args.repeats))
+
+
+def _min_median(seconds: list[float]) -> dict[str, float]:
+    return {"min_s": min(seconds), "median_s": sorted(seconds)[len(seconds) // 2]}
 
 
 def main() -> None:
@@ -156,13 +160,9 @@ def main() -> None:
         return
     mem = {}
     if not args.no_memory:
+        mine = [a for a in sys.argv[1:] if a not in {"--variants", *args.variants}]
         for v in args.variants:
-            skip = {"--variants", *args.variants}
-            cmd = [sys.executable, __file__, "--one", v] + [
-                a for a in sys.argv[1:] if a not in skip
-            ]
-            res = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            mem[v] = json.loads(res.stdout.strip().splitlines()[-1])["peak_mib"]
+            mem[v] = in_fresh_process(["--one", v, *mine])["peak_mib"]
     t = timings(args)
     print(
         f"One iteration ({args.critic_steps} critic steps + 1 generator step), batch "

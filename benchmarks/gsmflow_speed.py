@@ -26,34 +26,46 @@ benchmarks/gsmflow_speed.py`` (FrEIA is in the ``bench`` extra: ``pip install -e
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
-import subprocess
 import sys
 import time
 
 import torch
 from torch import nn
 
-from timing import flops_of, peak_rss_mib, sync
+from timing import flops_of, in_fresh_process, interleaved_ms, peak_rss_mib, sync
 from unseen.models.flows import ConditionalCouplingFlow
 
 
-def build_freia(d: int, d_c: int, hidden: int, n_blocks: int, clamp: float) -> nn.Module:
+def build_freia(
+    d: int,
+    d_c: int,
+    hidden: int,
+    n_blocks: int,
+    clamp: float | None,
+    slope: float = 0.2,
+    permute: bool = False,
+) -> nn.Module:
+    """FrEIA's conditional GLOW coupling flow (also benchmarks/speed_all.py's twin of GSMFlow's
+    flow); ``clamp`` None: unclamped, ``permute``: a random permutation before each block."""
     import FrEIA.framework as Ff
     import FrEIA.modules as Fm
 
     def subnet(c_in: int, c_out: int) -> nn.Module:
-        return nn.Sequential(nn.Linear(c_in, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, c_out))
+        return nn.Sequential(nn.Linear(c_in, hidden), nn.LeakyReLU(slope), nn.Linear(hidden, c_out))
 
     inn = Ff.SequenceINN(d)
     for _ in range(n_blocks):
+        if permute:
+            inn.append(Fm.PermuteRandom, seed=0)
         inn.append(
             Fm.GLOWCouplingBlock,
             cond=0,
             cond_shape=(d_c,),
             subnet_constructor=subnet,
-            clamp=clamp,
+            clamp=clamp or 1e9,
             clamp_activation="ATAN",
         )
     return inn
@@ -204,15 +216,8 @@ def mining_benchmark(args) -> None:
     fns = {"pairs": pairs, "split+autograd": split, "unseen": ours}
     ref = grad_of(pairs)
     diffs = {name: float((grad_of(fn) - ref).abs().max()) for name, fn in fns.items()}
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(args.rounds):
-        for name, fn in fns.items():
-            sync(device)
-            t0 = time.perf_counter()
-            for _ in range(args.steps):
-                grad_of(fn)
-            sync(device)
-            times[name].append((time.perf_counter() - t0) / args.steps * 1e3)
+    steps = {name: lambda fn=fn: grad_of(fn) for name, fn in fns.items()}
+    times = interleaved_ms(steps, device, args.rounds, args.steps)
     print(
         f"mining step: {n} samples x {k} classes, d {d}, d_a {d_a}, hidden {h}; "
         f"threads {torch.get_num_threads()}, device {device}"
@@ -302,16 +307,12 @@ def full_step_benchmark(args) -> None:
     batches = torch.randperm(n_train, device=device).split(n)
     for fn in (step_official, step_ours, step_official, step_ours):  # warm-up
         fn(batches[0])
-    times: dict[str, list[float]] = {"official (FrEIA)": [], "unseen": []}
-    for r in range(args.rounds):
-        order = [("official (FrEIA)", step_official), ("unseen", step_ours)]
-        for name, fn in order if r % 2 == 0 else order[::-1]:
-            sync(device)
-            t0 = time.perf_counter()
-            for idx in batches:
-                fn(idx)
-            sync(device)
-            times[name].append((time.perf_counter() - t0) / len(batches) * 1e3)
+    official, ours = itertools.cycle(batches), itertools.cycle(batches)  # a round: every batch
+    steps = {
+        "official (FrEIA)": lambda: step_official(next(official)),
+        "unseen": lambda: step_ours(next(ours)),
+    }
+    times = interleaved_ms(steps, device, args.rounds, len(batches))
     print(
         f"full GSMFlow step (no EM): d {d}, semantic {d_a} -> a^g {d_c}, hidden {h}, "
         f"blocks {args.blocks}, batch {n}, {k} seen classes; threads {torch.get_num_threads()}, "
@@ -403,26 +404,16 @@ def main() -> None:
 
     for step in (step_f, step_o, step_f, step_o):  # warm-up (lazy init, allocator)
         step()
-    times: dict[str, list[float]] = {"freia": [], "ours": []}
     parts: dict[str, list[tuple[float, float]]] = {"freia": [], "ours": []}
-    for r in range(args.rounds):
-        order = (("freia", step_f), ("ours", step_o))
-        for name, step in order if r % 2 == 0 else order[::-1]:
-            sync(device)
-            t0 = time.perf_counter()
-            split = [step() for _ in range(args.steps)]
-            sync(device)
-            times[name].append((time.perf_counter() - t0) / args.steps * 1e3)
-            parts[name].extend(split)
+    times = interleaved_ms(
+        {"freia": step_f, "ours": step_o}, device, args.rounds, args.steps, parts
+    )
 
     memory = {}
     if args.memory:
+        mine = [a for a in sys.argv[1:] if a not in ("--memory", "--no-memory")]
         for name in ("freia", "ours"):
-            cmd = [sys.executable, __file__, "--child", name] + [
-                a for a in sys.argv[1:] if a not in ("--memory", "--no-memory")
-            ]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            memory[name] = json.loads(out.strip().splitlines()[-1])
+            memory[name] = in_fresh_process(["--child", name, *mine])
 
     rows = {}
     print(

@@ -23,24 +23,9 @@ import statistics
 
 import torch
 
-from timing import flops_of, peak_memory_mib, random_seen_data, timed
+from timing import flops_of, interleaved_ms, peak_memory_mib, random_seen_data, sgemm_gflops, timed
 from unseen.data.task import SeenTrainData
 from unseen.methods.izf import IZF, seen_class_means
-
-
-def awa2_shaped(device: torch.device, n: int = 23527, d: int = 2048, d_c: int = 85):
-    """AWA2's shape: features in [0, 1], unit-norm semantics, random labels of 40 classes."""
-    data = random_seen_data(n, d, d_c, 40, 10, unit=True)
-    labels = torch.randint(0, 40, (n,), generator=torch.Generator().manual_seed(1))
-    return SeenTrainData(
-        features=data.features.to(device),
-        labels=labels.to(device),
-        semantics=data.semantics.to(device),
-        seen_classes=data.seen_classes.to(device),
-        unseen_classes=data.unseen_classes.to(device),
-        name="AWA2-shaped (random values)",
-        synthetic=True,
-    )
 
 
 def izf_step_fn(method: IZF, data: SeenTrainData, batch: int):
@@ -75,12 +60,12 @@ def main() -> None:
         f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
         f"{platform.processor() or platform.machine()}"
     )
-    data = awa2_shaped(device)
+    torch.manual_seed(0)
+    method = IZF(batch_size=args.batch, clamp=2.0, device=device)
+    data = method._to_device(random_seen_data(23527, 2048, 85, 40, 10, unit=True))
     base_rss = peak_memory_mib(device)  # the data alone
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    torch.manual_seed(0)
-    method = IZF(batch_size=args.batch, clamp=2.0)
     method.dims_ = method.dims_from(data)
     method._build(method.dims_)
     method.nets_.to(device)
@@ -88,13 +73,11 @@ def main() -> None:
     flops = flops_of(step)
     # Interleaved: an sgemm measurement right after every step, so that both see the same
     # load on a shared machine; the ratio uses the medians.
-    a = torch.randn(2048, 2048, device=device)
-    b = torch.randn(2048, 256, device=device)
-    times, gemm = [], []
+    times, rates = [], []
     for _ in range(args.repeats):
         times += timed(step, device, 1, warmup=0 if times else 2)
-        gemm += timed(lambda: a @ b, device, 5, warmup=1)
-    rate_sgemm = 2 * 2048 * 2048 * 256 / statistics.median(gemm) / 1e9
+        rates.append(sgemm_gflops(device, reps=5))
+    rate_sgemm = statistics.median(rates)
     t = statistics.median(times)
     rate = flops / t / 1e9
     print(
@@ -152,16 +135,12 @@ def compare_zuko(device: torch.device, batch: int, repeats: int) -> None:
     print(f"\nflow NLL step, d={d}, batch {batch}, 5 blocks (forward + backward + Adam),")
     print(f"{repeats} interleaved rounds (min / median):")
     steps = {name: nll_step(fwd, module.parameters()) for name, (module, fwd) in flows.items()}
-    fl = {name: flops_of(step) for name, step in steps.items()}
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            times[name] += timed(step, device, 1, warmup=1)
-    for name, ts in times.items():
+    fl = {name: flops_of(step) for name, step in steps.items()}  # also the warm-up
+    for name, ts in interleaved_ms(steps, device, repeats).items():
         lo, med = min(ts), statistics.median(ts)
         print(
-            f"  {name:48s} {lo * 1e3:6.0f} / {med * 1e3:6.0f} ms  {fl[name] / 1e9:5.1f} GFLOP  "
-            f"{fl[name] / lo / 1e9:6.1f} / {fl[name] / med / 1e9:6.1f} GFLOP/s"
+            f"  {name:48s} {lo:6.0f} / {med:6.0f} ms  {fl[name] / 1e9:5.1f} GFLOP  "
+            f"{fl[name] / lo / 1e6:6.1f} / {fl[name] / med / 1e6:6.1f} GFLOP/s"
         )
 
 

@@ -31,12 +31,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from timing import (
+    in_fresh_process,
+    interleaved_ms,
     machine,
     matmul_flops,
     peak_memory_mib,
@@ -191,24 +191,12 @@ def _freia_twin(flow, d_cond: int):
             )
         return inn, "PermuteRandom + AffineCouplingOneSided (separate s, t nets)"
     if isinstance(flow, ConditionalCouplingFlow):  # GSMFlow: GLOW coupling, conditioned
-        block = flow.blocks[0]
-        h, slope = block.hidden, block.slope
+        from gsmflow_speed import build_freia
 
-        def subnet(d_in: int, d_out: int) -> nn.Module:
-            return nn.Sequential(nn.Linear(d_in, h), nn.LeakyReLU(slope), nn.Linear(h, d_out))
-
-        inn = Ff.SequenceINN(flow.features)
-        for _ in range(flow.n_blocks):
-            if getattr(flow, "perms", None):
-                inn.append(Fm.PermuteRandom, seed=0)
-            inn.append(
-                Fm.GLOWCouplingBlock,
-                subnet_constructor=subnet,
-                clamp=block.clamp or 1e9,
-                clamp_activation="ATAN",
-                cond=0,
-                cond_shape=(d_cond,),
-            )
+        block, permute = flow.blocks[0], bool(getattr(flow, "perms", None))
+        inn = build_freia(
+            flow.features, d_cond, block.hidden, flow.n_blocks, block.clamp, block.slope, permute
+        )
         return inn, "GLOWCouplingBlock (conditional)"
     raise TypeError(f"no FrEIA twin for {type(flow).__name__}")
 
@@ -233,7 +221,7 @@ def _flow_reference(m, shape: str, device, reps: int = 5) -> dict | None:
     nets = {"unseen": flow}
     if twin is not None:
         nets["freia"] = twin.to(device)
-    steps, times, flops = {}, {}, {}
+    steps, flops = {}, {}
     for name, net in nets.items():
         opt = torch.optim.Adam(net.parameters(), 1e-4)
         if name == "freia":
@@ -244,25 +232,18 @@ def _flow_reference(m, shape: str, device, reps: int = 5) -> dict | None:
 
         else:
             fwd = net
-        steps[name] = (fwd, opt)
+        steps[name] = lambda fwd=fwd, opt=opt: _nll_step(fwd, x, cond, opt)
         with matmul_flops() as counter:  # also the warm-up step
-            _nll_step(fwd, x, cond, opt)
+            steps[name]()
         flops[name] = counter.get_total_flops()
-        times[name] = []
     # Interleaved repeats, best of each: on a shared machine both see the same load.
-    for _ in range(reps):
-        for name, (fwd, opt) in steps.items():
-            sync(device)
-            t = time.perf_counter()
-            _nll_step(fwd, x, cond, opt)
-            sync(device)
-            times[name].append(time.perf_counter() - t)
+    times = interleaved_ms(steps, device, reps)
     for name, net in nets.items():
         best = min(times[name])
         out[name] = {
-            "step_ms": 1000 * best,
+            "step_ms": best,
             "gflop_per_step": flops[name] / 1e9,
-            "gflops": flops[name] / best / 1e9,
+            "gflops": flops[name] / best / 1e6,
             "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
         }
     return out
@@ -338,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.one:
         r = measure_method(args.one[0], args.one[1], args.steps, args.device, args.amp)
-        print("RESULT " + json.dumps(r), flush=True)
+        print(json.dumps(r), flush=True)  # the last line: what in_fresh_process returns
         return 0
     from unseen.methods import available_methods
 
@@ -352,17 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for method in methods:
         for shape in args.shapes:
-            cmd = [sys.executable, __file__, "--one", method, shape, "--steps", str(args.steps)]
-            cmd += ["--device", args.device] + (["--amp"] if args.amp else [])
+            cmd = ["--one", method, shape, "--steps", str(args.steps), "--device", args.device]
             t = time.time()
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-            if line is None:
-                err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-                rows.append({"method": method, "shape": shape, "error": err[:200]})
-                print(f"{method} {shape}: FAILED: {err}", flush=True)
+            try:
+                r = in_fresh_process(cmd + (["--amp"] if args.amp else []))
+            except RuntimeError as exc:
+                rows.append({"method": method, "shape": shape, "error": str(exc)[:200]})
+                print(f"{method} {shape}: FAILED: {exc}", flush=True)
                 continue
-            r = json.loads(line[len("RESULT ") :])
             rows.append(r)
             print(
                 f"{method:11} {shape:8} step {r['step_ms']:8.0f} ms  "

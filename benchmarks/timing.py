@@ -4,10 +4,12 @@ Every speed script imports from here (``from timing import ...``; the scripts ru
 ``python benchmarks/<script>.py``, which puts this folder first on ``sys.path``):
 
 * :func:`timed`: wall seconds of repeated calls after warm-up, synchronising CUDA;
+* :func:`interleaved_ms`: milliseconds per call of several functions timed in turns;
 * :func:`flops_of` / :func:`matmul_flops`: the FLOPs of ``torch.utils.flop_counter``'s
   formulas (matrix products, convolutions, attention) over every op run;
 * :func:`sgemm_gflops`: this machine's fp32 sgemm rate, the yardstick of achieved GFLOP/s;
 * :func:`peak_memory_mib`, :func:`rss_mib`, :func:`peak_rss_mib`: peak and current memory;
+  :func:`in_fresh_process`: a measurement in a process of its own (its own peak memory);
 * :func:`random_seen_data`: random features of a benchmark's shape (speed does not depend on
   their values);
 * :func:`machine`: the CPU, cores, GPU, torch and Python of a measurement.
@@ -15,9 +17,12 @@ Every speed script imports from here (``from timing import ...``; the scripts ru
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +31,8 @@ import torch
 
 __all__ = [
     "flops_of",
+    "in_fresh_process",
+    "interleaved_ms",
     "machine",
     "matmul_flops",
     "peak_memory_mib",
@@ -58,6 +65,30 @@ def timed(
         sync(device)
         out.append(time.perf_counter() - t0)
     return out
+
+
+def interleaved_ms(
+    fns: dict[str, Callable[[], Any]],
+    device: torch.device | str = "cpu",
+    rounds: int = 1,
+    calls: int = 1,
+    results: dict[str, list[Any]] | None = None,
+) -> dict[str, list[float]]:
+    """Milliseconds per call of each of ``fns``, one number per round of ``calls`` calls in a
+    row. The rounds take the functions in turns, in alternating order, so that on a shared
+    machine all see the same load; what the calls return is added to ``results[name]``."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    order = list(fns.items())
+    for r in range(rounds):
+        for name, fn in order if r % 2 == 0 else order[::-1]:
+            sync(device)
+            t0 = time.perf_counter()
+            out = [fn() for _ in range(calls)]
+            sync(device)
+            times[name].append((time.perf_counter() - t0) / calls * 1e3)
+            if results is not None:
+                results[name] += out
+    return times
 
 
 def matmul_flops() -> Any:
@@ -123,6 +154,16 @@ def peak_memory_mib(device: torch.device | str) -> float:
     return peak_rss_mib()
 
 
+def in_fresh_process(args: list[str]) -> Any:
+    """Run the running script again with ``args`` in a process of its own, so that peak memory
+    is that of one measurement; returns the JSON its last line of output prints."""
+    proc = subprocess.run([sys.executable, sys.argv[0], *args], capture_output=True, text=True)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode or not lines:
+        raise RuntimeError((proc.stderr.strip().splitlines() or ["no output"])[-1])
+    return json.loads(lines[-1])
+
+
 def _status_mib(field: str) -> float:
     try:
         with open("/proc/self/status") as f:
@@ -139,7 +180,8 @@ def random_seen_data(
 ) -> Any:
     """Seen training data of a benchmark's shape with random values: ``n`` features of ``d``
     dims in [0, 1), labels cycling over ``n_seen`` classes, ``d_a``-dim class semantics in
-    [0, 1) (unit length with ``unit``) for ``n_seen + n_unseen`` classes."""
+    [0, 1) (unit length with ``unit``) for ``n_seen + n_unseen`` classes. On the CPU: a
+    method's ``_to_device`` moves it."""
     from unseen.data.task import SeenTrainData
 
     g = torch.Generator().manual_seed(seed)
