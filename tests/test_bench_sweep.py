@@ -59,6 +59,22 @@ def test_grid_sweep_searches_on_validation_and_tests_only_the_best(tmp_path):
     }
 
 
+def test_a_failed_trial_is_stored_as_failed_with_its_error_and_the_search_goes_on(tmp_path):
+    class FirstFails(LocalExecutor):
+        def map(self, specs):
+            for i, result in super().map(specs):
+                yield i, RuntimeError("boom") if specs[i]["label"] == "trial 0" else result
+
+    sw = load_sweep(TINY)
+    with Store(tmp_path / "s.sqlite") as store:
+        summary = run_sweep(sw, tmp_path, store, FirstFails(workers=1), echo=False)
+        trials = store.trials(sw.name)
+    assert [t["state"] for t in trials] == ["failed", "complete", "complete", "complete"]
+    assert trials[0]["value"] is None
+    assert trials[0]["validation"] == {"error": "RuntimeError: boom"}
+    assert summary["best_trial"] != 0 and all(t["value"] is not None for t in trials[1:])
+
+
 def test_tpe_sweep_runs_the_asked_number_of_trials_in_the_space(tmp_path):
     pytest.importorskip("optuna", reason="Optuna is not installed (pip install 'unseen[sweep]')")
     raw = yaml.safe_load(TINY.read_text())

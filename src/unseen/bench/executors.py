@@ -83,7 +83,21 @@ def _init_worker(gpus: Any, threads: int) -> None:
     os.environ["MKL_NUM_THREADS"] = str(threads)
 
 
-class LocalExecutor:
+class _Executor:
+    """Either executor is a context manager, so that a Ray cluster it started ends with the
+    ``with`` block that used it, however that block ends."""
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Nothing to release: a local pool lives only while ``map`` runs."""
+
+
+class LocalExecutor(_Executor):
     """A pool of ``workers`` spawned processes on this machine (in-process when 1)."""
 
     name = "local"
@@ -134,7 +148,7 @@ class LocalExecutor:
                     yield futures[f], exc if exc is not None else f.result()
 
 
-class RayExecutor:
+class RayExecutor(_Executor):
     """Ray tasks on a cluster (``address``) or a local one started here (``address=None``)."""
 
     name = "ray"

@@ -274,31 +274,25 @@ def run_sweep(
         }
 
     def record(number: int, params: dict[str, Any], result: Any) -> float | None:
-        if isinstance(result, BaseException):
-            say(f"[sweep] trial {number} {params}: FAILED: {result}")
-            store.add_trial(
-                sw.name,
-                number,
-                sampler=sw.sampler,
-                params=params,
-                value=None,
-                validation={"error": f"{type(result).__name__}: {result}"},
-                state="failed",
-                finished=_now(),
-            )
-            return None
-        selection = result["validation"]
-        value = _score(selection)
+        """Store a finished trial: its validation score and choice, or why it failed."""
+        value, state = None, "failed"
+        validation = {"error": f"{type(result).__name__}: {result}"}
+        if not isinstance(result, BaseException):
+            value, state = _score(result["validation"]), "complete"
+            validation = result["validation"]["choice"]
         store.add_trial(
             sw.name,
             number,
             sampler=sw.sampler,
             params=params,
             value=value,
-            validation=selection["choice"],
-            state="complete",
+            validation=validation,
+            state=state,
             finished=_now(),
         )
+        if value is None:
+            say(f"[sweep] trial {number} {params}: FAILED: {result}")
+            return None
         done[number] = {"number": number, "params": params, "value": value}
         say(f"[sweep] trial {number} {params}: validation {value:.2f}")
         return value

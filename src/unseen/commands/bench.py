@@ -8,20 +8,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from unseen.commands import add_command, add_executor_options, executor_from
+
 __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    b = sub.add_parser(
-        "bench",
-        help="run a grid (methods x datasets x variants x seeds) into a results store + report",
-        description=(
-            "Run every job of a grid file that the store does not hold yet (finished "
-            "`unseen run` folders with the same resolved config are imported, not rerun), "
-            "then write OUT/report.md, summary.csv, runs.csv and figures. Rerunning the "
-            "command skips finished jobs; a killed grid resumes where it stopped."
-        ),
-    )
+    b = add_command(sub, "bench", _cmd_bench)
     b.add_argument(
         "grid",
         help="grid file, e.g. configs/bench/report.yaml or the study configs/studies/izf-tab3.yaml "
@@ -70,17 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out",
         help="bench folder (default runs/bench-<grid name>, + -<DATASET> with --dataset)",
     )
-    b.add_argument(
-        "--store", help="SQLite results store (default OUT/results.sqlite); may be shared"
-    )
-    b.add_argument("--executor", choices=["local", "ray"], default="local")
-    b.add_argument("--address", help="Ray cluster address (default: start one on this machine)")
-    b.add_argument(
-        "--jobs",
-        type=int,
-        help="parallel jobs (default: one per GPU for CUDA grids, else CPU cores / --threads)",
-    )
-    b.add_argument("--threads", type=int, default=1, help="torch threads per job (default 1)")
+    add_executor_options(b, "job")
     b.add_argument("--device", help="override the grid's device for every job (cpu, cuda)")
     b.add_argument("--seeds", type=int, nargs="+", help="override the grid's seeds")
     b.add_argument(
@@ -90,41 +73,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-run", action="store_true", help="run nothing: import finished runs and report"
     )
     b.add_argument("--list", action="store_true", help="list the grid's jobs and their state")
-    b.set_defaults(func=_cmd_bench)
-
-
-#: (load_grid keyword, command-line option) of the values that replace or add to the grid's
-_GRID_OPTIONS = (
-    ("device", "device"),
-    ("seeds", "seeds"),
-    ("data_root", "data_root"),
-    ("datasets", "dataset"),
-    ("sets", "set"),
-    ("config", "config"),
-    ("rows", "rows"),
-    ("validate_only", "validate_only"),
-)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from unseen.bench.executors import make_executor
+    """run a grid (methods x datasets x variants x seeds) into a results store + report
+
+    Run every job of a grid file that the store does not hold yet (finished `unseen run`
+    folders with the same resolved config are imported, not rerun), then write OUT/report.md,
+    summary.csv, runs.csv and figures. Rerunning the command skips finished jobs; a killed grid
+    resumes where it stopped.
+    """
     from unseen.bench.grid import load_grid
     from unseen.bench.harness import find_run_folders, job_done, run_grid
     from unseen.bench.report import write_report
     from unseen.bench.store import Store
     from unseen.errors import ConfigError
 
-    for flag in ("jobs", "threads"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise ConfigError(f"--{flag} must be >= 1, got {value}")
     references = {}
     for item in args.reference:
         label, sep, folder = item.partition("=")
         if not sep or not label or not folder:
             raise ConfigError(f"--reference {item!r} must look like LABEL=RUN_FOLDER")
         references[label] = Path(folder)
-    grid = load_grid(args.grid, **{key: getattr(args, name) for key, name in _GRID_OPTIONS})
+    # options named as load_grid's keywords, --dataset and --set replace or add to grid values
+    same = "device seeds data_root config rows validate_only"
+    options = {name: getattr(args, name) for name in same.split()}
+    grid = load_grid(args.grid, datasets=args.dataset, sets=args.set, **options)
     default = f"runs/bench-{grid.name}" + (f"-{'+'.join(args.dataset)}" if args.dataset else "")
     out = Path(args.out or default)
     store = Store(args.store or out / "results.sqlite")
@@ -145,21 +119,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             for s in grid.skipped:
                 print(f"skipped: {s}")
             return 0
-        executor = None
-        if not args.no_run:
-            cuda = any(j.config.device.startswith("cuda") for j in grid.jobs)
-            executor = make_executor(
-                args.executor,
-                workers=args.jobs,
-                threads=args.threads,
-                cuda=cuda,
-                address=args.address,
-            )
-        try:
+        cuda = any(j.config.device.startswith("cuda") for j in grid.jobs)
+        with executor_from(args, cuda, run=not args.no_run) as executor:
             status = run_grid(grid, out, store, executor)
-        finally:
-            if executor is not None and hasattr(executor, "shutdown"):
-                executor.shutdown()
         report = write_report(grid, store, out, status.line(), references)
         print(f"[bench] {status.line()}")
         for s in grid.skipped:

@@ -15,23 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from unseen.commands import add_command, open_validation
+
 __all__ = ["parse_setting", "register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    c = sub.add_parser(
-        "classifier-check",
-        help="other final classifiers on a run's validation generator, or on real seen "
-        "features alone (validation only)",
-        description="Train other final classifiers on the validation problem of a run "
-        "(never on test). Default: the generator the run chose on validation "
-        "(RUN/validation/model.pt), the runner's synthetic features and scoring: T1, S, U, "
-        "H and H at the best gamma per synthetic count and classifier epoch (n = 0: real "
-        "seen features only). --seen-only: no generator; the pseudo-seen training features "
-        "are split per class into a fit and a held-out part and each classifier's per-class "
-        "top-1 on the held-out part is printed per epoch, with the spectrum of the class "
-        "semantics' Gram matrix (it sets how fast SGD trains a bilinear model).",
-    )
+    c = add_command(sub, "classifier-check", _cmd_check, device=True)
     c.add_argument("run_dir", help="an `unseen run` folder whose validation finished")
     c.add_argument(
         "settings",
@@ -53,9 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="--seen-only: change the run's data section (data.feature_transform=minmax)",
     )
     c.add_argument("--data-root", help="replaces data.root of run.yaml (the data moved)")
-    c.add_argument("--device", default="cpu")
     c.add_argument("--json", dest="json_out", help="also write the rows to this JSON file")
-    c.set_defaults(func=_cmd_check)
 
 
 def parse_setting(text: str) -> tuple[str, dict[str, Any]]:
@@ -72,47 +60,47 @@ def parse_setting(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    import yaml
+    """other final classifiers on a run's validation generator, or on real seen features alone
+    (validation only)
 
-    from unseen.config import ClassifierConfig, DataConfig, check_number, parse_set
-    from unseen.errors import ConfigError, DataError
+    Train other final classifiers on the validation problem of a run (never on test).
+    Default: the generator the run chose on validation (RUN/validation/model.pt), the runner's
+    synthetic features and scoring: T1, S, U, H and H at the best gamma per synthetic count and
+    classifier epoch (n = 0: real seen features only). --seen-only: no generator; the
+    pseudo-seen training features are split per class into a fit and a held-out part and each
+    classifier's per-class top-1 on the held-out part is printed per epoch, with the spectrum
+    of the class semantics' Gram matrix (it sets how fast SGD trains a bilinear model).
+    """
+    from unseen.config import ClassifierConfig, check_number, parse_set
+    from unseen.errors import ConfigError
     from unseen.files import atomic_write_json
-    from unseen.methods.base import config_from_dict
-    from unseen.plot.runs import _run_config
-    from unseen.runner import build_task, load_dataset
 
-    spec = Path(args.run_dir) / "run.yaml"
-    if not spec.is_file():
-        raise DataError(f"{args.run_dir} is not an unseen run folder (no run.yaml)")
-    cfg = _run_config(yaml.safe_load(spec.read_text()), spec)
     data = parse_set(args.set)
     if set(data) - {"data"} or (data and not args.seen_only):
         raise ConfigError("--set changes the data section (data.KEY=VALUE), with --seen-only")
-    data = {**dataclasses.asdict(cfg.data), **data.get("data", {})}
-    if args.data_root:
-        data["root"] = args.data_root
-    cfg = dataclasses.replace(cfg, data=config_from_dict(DataConfig, data, "data"))
     check_number("--holdout", args.holdout, lo=0, hi=1, lo_open=True, hi_open=True)
     for e in args.epochs:
         check_number("--epochs", e, lo=1, integer=True)
+    device = None if args.seen_only else args.device  # --seen-only: no generator
+    cfg, method, val = open_validation(args.run_dir, device, args.data_root, data.get("data"))
     seed = cfg.seeds[0]
-    val = build_task(cfg.data, load_dataset(cfg.data)).validation(
-        holdout=cfg.selection.holdout, seed=seed
-    )
     settings = []
     for text in args.settings:
         kind, params = parse_setting(text)
         fields = {k: v for k, v in params.items() if k in ClassifierConfig.__dataclass_fields__}
         ccfg = dataclasses.replace(cfg.classifier, kind=kind, **fields)
         settings.append((text, ccfg, {k: v for k, v in params.items() if k not in fields}))
-    check = _seen_only if args.seen_only else _on_generator
-    rows = check(args, Path(args.run_dir), val, settings, seed, sorted(set(args.epochs)))
+    epochs = sorted(set(args.epochs))
+    if method is None:
+        rows = _seen_only(args, val, settings, seed, epochs)
+    else:
+        rows = _on_generator(args, method, val, settings, seed, epochs)
     if args.json_out:
         atomic_write_json(Path(args.json_out), {"args": vars(args) | {"func": None}, "rows": rows})
     return 0
 
 
-def _seen_only(args, run, val, settings, seed, epochs) -> list[dict[str, Any]]:
+def _seen_only(args, val, settings, seed, epochs) -> list[dict[str, Any]]:
     import numpy as np
     import torch
 
@@ -159,15 +147,11 @@ def _seen_only(args, run, val, settings, seed, epochs) -> list[dict[str, Any]]:
     return rows
 
 
-def _on_generator(args, run, val, settings, seed, epochs) -> list[dict[str, Any]]:
-    from unseen.errors import ConfigError, DataError
-    from unseen.methods.base import GenerativeMethod
+def _on_generator(args, method, val, settings, seed, epochs) -> list[dict[str, Any]]:
+    from unseen.errors import ConfigError
     from unseen.runner import train_and_evaluate
 
-    found = [p for p in ("model.pt", "checkpoint.pt") if (run / "validation" / p).is_file()]
-    if not found:
-        raise DataError(f"{run}/validation holds no model.pt: its validation has not finished")
-    method = GenerativeMethod.load(run / "validation" / found[0], device=args.device)
+    run = Path(args.run_dir)
     print(f"{run}: validation generator at epoch {method.epoch_}; task {val.describe()}")
     rows = []
     for text, ccfg, extra in settings:

@@ -5,20 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from unseen.commands import add_command
+
 __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("data", help="get the benchmark data (download, verify, unpack)")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
-    f = dsub.add_parser(
-        "fetch",
-        help="download the xlsa17 / FLO archives and unpack them into ROOT/<DATASET>/",
-        description="Download the official archives (resumable; size and sha256 checked), "
-        "and unpack the wanted dataset folders into ROOT/<DATASET>/ (res101.mat, "
-        "att_splits.mat), the layout --data-root expects. Existing files are kept unless "
-        "--force. When the download is impossible, the error says which files to put where.",
-    )
+    f = add_command(dsub, "fetch", _cmd_fetch)
     f.add_argument("datasets", nargs="+", help="AWA1 AWA2 CUB SUN APY FLO, or all")
     f.add_argument("--root", required=True, help="data root to fill (ROOT/<DATASET>/...)")
     f.add_argument("--archive", help="use this already downloaded archive instead")
@@ -29,10 +24,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument(
         "--dry-run", action="store_true", help="print what would be fetched and placed where"
     )
-    f.set_defaults(func=_cmd_fetch)
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
+    """download the xlsa17 / FLO archives and unpack them into ROOT/<DATASET>/
+
+    Download the official archives (resumable; size and sha256 checked), and unpack the wanted
+    dataset folders into ROOT/<DATASET>/ (res101.mat, att_splits.mat), the layout --data-root
+    expects. Existing files are kept unless --force. When the download is impossible, the
+    error says which files to put where.
+    """
     from unseen.data.fetch import (
         ARCHIVES,
         DATASET_ARCHIVE,
@@ -50,15 +51,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
             print(f"{a.name}: {args.url or a.url} ({size}; {sha}) -> {a.source}")
         print(manual_instructions(names, args.root))
         return 0
-    fetch(
-        names,
-        args.root,
-        archive_file=args.archive,
-        url=args.url,
-        sha256=args.sha256,
-        keep_archive=args.keep_archive,
-        force=args.force,
-        progress=sys.stderr.isatty(),
-    )
+    same = {name: getattr(args, name) for name in "url sha256 keep_archive force".split()}
+    fetch(names, args.root, archive_file=args.archive, progress=sys.stderr.isatty(), **same)
     print(f"done: use --data-root {args.root}")
     return 0

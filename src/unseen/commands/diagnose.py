@@ -3,34 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
+
+from unseen.commands import add_command, open_validation
+from unseen.errors import ConfigError
 
 __all__ = ["diagnose_run", "register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    d = sub.add_parser(
-        "diagnose",
-        help="generator health of a run on its validation problem (before any test run)",
-        description="Load the generator a run chose on validation (RUN/validation/model.pt, "
-        "trained on the validation problem's training part only) and measure, on the "
-        "held-out validation images, for the pseudo-seen and pseudo-unseen classes: the "
-        "accuracy of a softmax trained on synthetic features alone, the share of generated "
-        "class means nearest their own real class mean (and their error relative to the "
-        "distance between classes), the within-class spread ratio, a real-vs-synthetic "
-        "linear probe, the input dimensions a flow leaves untouched, and the method's own "
-        "numbers. Prints warnings for class-agnostic, misplaced, fingerprinted or partly "
-        "untouched generators, and the health logged at every validation point of the run. "
-        "Works on unfinished and --validate-only runs; never touches test data.",
-    )
+    d = add_command(sub, "diagnose", _cmd_diagnose, device=True)
     d.add_argument("run_dir", help="output folder of `unseen run` (validation finished)")
     d.add_argument("--data-root", help="replaces data.root of run.yaml (the data moved)")
     d.add_argument("--n-per-class", type=int, default=200, help="generated features per class")
-    d.add_argument("--device", default="cpu")
     d.add_argument("--json", dest="json_out", help="also write the report to this JSON file")
-    d.set_defaults(func=_cmd_diagnose)
 
 
 def diagnose_run(
@@ -42,45 +29,28 @@ def diagnose_run(
 ):
     """The :class:`~unseen.eval.health.HealthReport` of a run's validation generator, and the
     health records logged during its validation (``[]`` for runs made before they were)."""
-    import yaml
-
-    from unseen.errors import ConfigError, DataError
-    from unseen.methods.base import GenerativeMethod
-    from unseen.plot.runs import _run_config
-    from unseen.runner import build_task, load_dataset
-
-    run = Path(run_dir)
-    cfg_file = run / "run.yaml"
-    if not cfg_file.exists():
-        raise DataError(f"{run} is not an unseen run folder (no run.yaml)")
     if n_per_class < 2:
         raise ConfigError(f"--n-per-class must be >= 2, got {n_per_class}")
-    try:
-        cfg = _run_config(yaml.safe_load(cfg_file.read_text()), cfg_file)
-    except yaml.YAMLError as exc:
-        raise DataError(f"{cfg_file} is not readable YAML: {exc}") from None
-    model = run / "validation" / "model.pt"
-    if not model.exists():  # runs made before validation/model.pt was saved
-        model = run / "validation" / "checkpoint.pt"
-    if not model.exists():
-        raise DataError(
-            f"{run}/validation holds no model.pt or checkpoint.pt: validation has not run yet "
-            "(start the run, or rerun it with `unseen run ... --validate-only`)"
-        )
-    data_cfg = cfg.data if data_root is None else dataclasses.replace(cfg.data, root=data_root)
-    ds = load_dataset(data_cfg)
-    task = build_task(data_cfg, ds)
-    val = task.validation(holdout=cfg.selection.holdout, seed=cfg.seeds[0])
-    method = GenerativeMethod.load(model, device=device)
-    if method.name != cfg.method:
-        raise DataError(f"{model} holds a '{method.name}' model, the run is '{cfg.method}'")
+    cfg, method, val = open_validation(run_dir, device, data_root)
     report = val.health(method, n_per_class=n_per_class, seed=cfg.seeds[0])
-    logged_file = run / "validation" / "health.json"
+    logged_file = Path(run_dir) / "validation" / "health.json"
     logged = json.loads(logged_file.read_text()) if logged_file.exists() else []
     return report, logged, method.epoch_
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
+    """generator health of a run on its validation problem (before any test run)
+
+    Load the generator a run chose on validation (RUN/validation/model.pt, trained on the
+    validation problem's training part only) and measure, on the held-out validation images,
+    for the pseudo-seen and pseudo-unseen classes: the accuracy of a softmax trained on
+    synthetic features alone, the share of generated class means nearest their own real class
+    mean (and their error relative to the distance between classes), the within-class spread
+    ratio, a real-vs-synthetic linear probe, the input dimensions a flow leaves untouched, and
+    the method's own numbers. Prints warnings for class-agnostic, misplaced, fingerprinted or
+    partly untouched generators, and the health logged at every validation point of the run.
+    Works on unfinished and --validate-only runs; never touches test data.
+    """
     from unseen.files import atomic_write_json
 
     report, logged, epoch = diagnose_run(

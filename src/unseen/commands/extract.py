@@ -5,17 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from unseen.commands import add_command
+
 __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    e = sub.add_parser(
-        "extract",
-        help="images (one folder per class, or a 'path label' list) -> native .npz features",
-        description="Pass every image through a pretrained ImageNet CNN (ResNet-101 by "
-        "default, as in the papers) and write the pooled features as a native .npz. With "
-        "--semantics and --unseen the file is a complete dataset for `unseen run`.",
-    )
+    e = add_command(sub, "extract", _cmd_extract, device=True)
     e.add_argument("images", help="folder of class folders, or a list file of 'path label'")
     e.add_argument("--out", required=True, help=".npz file to write")
     e.add_argument(
@@ -27,7 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--weights",
         help="a state_dict file instead of the ImageNet weights, or 'random' (shapes only)",
     )
-    e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--image-size", type=int, default=224, help="centre-crop size in pixels")
     e.add_argument("--workers", type=int, default=0, help="image-loading processes")
@@ -36,10 +31,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--test-fraction", type=float, default=0.2, help="seen images held out")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--force", action="store_true", help="replace an existing --out file")
-    e.set_defaults(func=_cmd_extract)
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
+    """images (one folder per class, or a 'path label' list) -> native .npz features
+
+    Pass every image through a pretrained ImageNet CNN (ResNet-101 by default, as in the
+    papers) and write the pooled features as a native .npz. With --semantics and --unseen the
+    file is a complete dataset for `unseen run`.
+    """
     from unseen.cli import _check_device
     from unseen.config import MAX_SEED, check_number
     from unseen.errors import ConfigError
@@ -55,19 +55,12 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     check_number("--test-fraction", args.test_fraction, lo=0, hi=1, hi_open=True)
     check_number("--seed", args.seed, lo=0, hi=MAX_SEED, integer=True)
     _check_device(args.device)
+    same = "backbone weights device batch_size image_size workers semantics test_fraction seed"
     info = extract(
         args.images,
         args.out,
-        backbone=args.backbone,
-        weights=args.weights,
-        device=args.device,
-        batch_size=args.batch_size,
-        image_size=args.image_size,
-        workers=args.workers,
-        semantics=args.semantics,
+        **{name: getattr(args, name) for name in same.split()},  # options named as keywords
         unseen=[u.strip() for u in args.unseen.split(",")] if args.unseen else None,
-        test_fraction=args.test_fraction,
-        seed=args.seed,
         overwrite=args.force,
         progress=sys.stderr.isatty(),
     )

@@ -5,19 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
+
+from unseen.commands import add_command, refuse_existing
 
 __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    e = sub.add_parser(
-        "export",
-        help="write one artefact file (method + classifier + preprocessing + classes) from a "
-        "finished run",
-        description="Rebuild the final classifier of one seed of a finished `unseen run` "
-        "exactly as the run trained it (needs the run's data), and save method, classifier, "
-        "preprocessing and class names/semantics as one safely loadable file.",
-    )
+    e = add_command(sub, "export", _cmd_export, device=True)
     e.add_argument("run_dir", help="output folder of a finished `unseen run`")
     e.add_argument("--out", required=True, help="artefact file to write (e.g. model.unseen)")
     e.add_argument("--seed", type=int, help="which seed's model (default: the run's first)")
@@ -32,19 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "like the run's unseen classes, with the real seen features: the best place to add them",
     )
     e.add_argument("--new-names", help="comma-separated names for the rows of a .npy file")
-    e.add_argument("--device", default="cpu")
     e.add_argument("--force", action="store_true", help="replace an existing --out file")
-    e.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser(
-        "predict",
-        help="classify feature vectors with an artefact, optionally adding new classes",
-        description="Classify feature vectors (raw, as the backbone gives them: the saved "
-        "preprocessing is applied). New classes given by --new-classes (vectors in the "
-        "model's semantic space) or --new-text (descriptions, embedded with the text model "
-        "the artefact was trained on) are synthesized by the generator and the classifier "
-        "is refit over old + new classes.",
-    )
+    p = add_command(sub, "predict", _cmd_predict, device=True)
     p.add_argument("artifact", help="artefact file written by `unseen export`")
     p.add_argument("--features", required=True, help=".npy, .npz, .csv or .mat (N x d)")
     p.add_argument("--key", help="array name in a .npz/.mat file (default: features)")
@@ -66,46 +52,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", help="predictions file (.csv or .json); default: CSV to stdout")
     p.add_argument("--save-artifact", help="also save the refit artefact (with new classes)")
-    p.add_argument("--device", default="cpu")
     p.add_argument("--force", action="store_true", help="replace existing output files")
-    p.set_defaults(func=_cmd_predict)
 
-    t = sub.add_parser(
-        "embed-texts",
-        help="embed class descriptions with a sentence-embedding model (the `text` extra)",
-        description="Write the embeddings of class descriptions as an .npz with arrays "
-        "'names' and 'semantics': class semantics for a native dataset, or new classes for "
-        "`unseen predict --new-classes`.",
-    )
+    t = add_command(sub, "embed-texts", _cmd_embed)
     t.add_argument("texts", help=".json {name: text}, .csv name,text or .tsv name<TAB>text")
     t.add_argument("--out", required=True, help=".npz file to write")
     t.add_argument("--model", default="all-MiniLM-L6-v2")
     t.add_argument("--force", action="store_true")
-    t.set_defaults(func=_cmd_embed)
+
+
+def _new_class_vectors(args: argparse.Namespace) -> tuple[list[str], Any]:
+    """(names, vectors) of ``--new-classes`` (``--new-names`` name the rows of a .npy)."""
+    from unseen.predict import load_class_vectors
+
+    names = args.new_names.split(",") if args.new_names else None
+    return load_class_vectors(args.new_classes, names)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    """write one artefact file (method + classifier + preprocessing + classes) from a finished
+    run
+
+    Rebuild the final classifier of one seed of a finished `unseen run` exactly as the run
+    trained it (needs the run's data), and save method, classifier, preprocessing and class
+    names/semantics as one safely loadable file.
+    """
     from unseen.artifact import export_run
     from unseen.cli import _check_device
+    from unseen.errors import ConfigError
     from unseen.predict import TEXT_MODELS
 
     _check_device(args.device)
-
     embedder = None
     if args.text_embedder:
         if args.text_embedder not in TEXT_MODELS:
-            from unseen.errors import ConfigError
-
             raise ConfigError(
                 f"unknown --text-embedder {args.text_embedder!r}; known: {', '.join(TEXT_MODELS)}"
             )
         embedder = {"name": args.text_embedder, "dim": TEXT_MODELS[args.text_embedder][2]}
-    names = vecs = None
-    if args.new_classes:
-        from unseen.predict import load_class_vectors
-
-        given = args.new_names.split(",") if args.new_names else None
-        names, vecs = load_class_vectors(args.new_classes, given)
+    names, vecs = _new_class_vectors(args) if args.new_classes else (None, None)
     art = export_run(
         args.run_dir,
         args.out,
@@ -125,7 +110,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_text_allowed(art, model: str | None = None) -> str:
+def _check_text_allowed(art) -> str:
     from unseen.errors import ConfigError
 
     emb = art.text_embedder
@@ -138,21 +123,25 @@ def _check_text_allowed(art, model: str | None = None) -> str:
             "train on text-embedding semantics (`unseen embed-texts`) and export with "
             "--text-embedder"
         )
-    if model is not None and emb["name"] != model:
-        raise ConfigError(f"this model's semantics are {emb['name']} embeddings, not {model}")
     return str(emb["name"])
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    """classify feature vectors with an artefact, optionally adding new classes
+
+    Classify feature vectors (raw, as the backbone gives them: the saved preprocessing is
+    applied). New classes given by --new-classes (vectors in the model's semantic space) or
+    --new-text (descriptions, embedded with the text model the artefact was trained on) are
+    synthesized by the generator and the classifier is refit over old + new classes.
+    """
     from unseen.artifact import load_artifact
     from unseen.cli import _check_device
     from unseen.config import MAX_SEED, check_number
-    from unseen.errors import ConfigError, OutputExistsError
+    from unseen.errors import ConfigError
     from unseen.predict import (
         add_classes,
         embed_texts,
         load_class_texts,
-        load_class_vectors,
         load_features,
         predict,
         write_predictions,
@@ -171,28 +160,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.n_synthetic is not None:
         check_number("--n-synthetic", args.n_synthetic, lo=1, integer=True)
     _check_device(args.device)
-    for path in (args.out, args.save_artifact):
-        if path and Path(path).exists() and not args.force:
-            raise OutputExistsError(f"{path} already exists; pass --force to replace it")
+    refuse_existing(args.out, args.save_artifact, force=args.force)
     art = load_artifact(args.artifact, device=args.device)
 
     x = load_features(args.features, art.feature_dim, args.key)
-    if args.new_classes and args.new_text:
-        raise ConfigError("give new classes either as vectors (--new-classes) or as text")
-    if args.new_classes:
-        names = args.new_names.split(",") if args.new_names else None
-        names, vecs = load_class_vectors(args.new_classes, names)
-        art = add_classes(
-            art, names, vecs, n_synthetic=args.n_synthetic, seed=args.seed, where=args.new_classes
-        )
-    elif args.new_text:
-        model = _check_text_allowed(art)
-        names, texts = load_class_texts(args.new_text)
-        vecs = embed_texts(texts, model, device=args.device)
-        art = add_classes(
-            art, names, vecs, n_synthetic=args.n_synthetic, seed=args.seed, where=args.new_text
-        )
     if args.new_classes or args.new_text:
+        if args.new_classes:
+            names, vecs = _new_class_vectors(args)
+        else:
+            model = _check_text_allowed(art)
+            names, texts = load_class_texts(args.new_text)
+            vecs = embed_texts(texts, model, device=args.device)
+        where = args.new_classes or args.new_text
+        art = add_classes(
+            art, names, vecs, n_synthetic=args.n_synthetic, seed=args.seed, where=where
+        )
         print(
             f"added {len(names)} class(es) ({', '.join(names[:5])}"
             f"{' ...' if len(names) > 5 else ''}); classifier refit over {len(art.classes)} "
@@ -218,14 +200,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
+    """embed class descriptions with a sentence-embedding model (the `text` extra)
+
+    Write the embeddings of class descriptions as an .npz with arrays 'names' and 'semantics':
+    class semantics for a native dataset, or new classes for `unseen predict --new-classes`.
+    """
     import numpy as np
 
-    from unseen.errors import OutputExistsError
     from unseen.predict import embed_texts, load_class_texts
 
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise OutputExistsError(f"{out} already exists; pass --force to replace it")
+    refuse_existing(out, force=args.force)
     names, texts = load_class_texts(args.texts)
     emb = embed_texts(texts, args.model)
     np.savez(out, names=np.array(names, dtype=str), semantics=emb, model=np.array(args.model))
