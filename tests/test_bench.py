@@ -302,3 +302,20 @@ def test_runs_name_the_commit_of_the_code_they_ran(tmp_path, monkeypatch):
     recorded = {"unseen_version": "0.1.0", "code_version": "unseen 0.1.0 git abc1234"}
     assert _import_version(recorded, "2026-01-01T00:00:00+00:00") == "unseen 0.1.0 git abc1234"
     assert _import_version({"unseen_version": "0.1.0"}, "2026-01-01").startswith("unseen 0.1.0")
+
+
+def test_a_validation_only_folder_is_not_importable_for_a_test_job(tmp_path):
+    """`bench --list` says importable only when a folder holds every seed the job needs."""
+    from unseen.bench.harness import importable
+
+    job = expand(_tiny()).jobs[0]
+    folder = tmp_path / "run"
+    (folder / "validation").mkdir(parents=True)
+    (folder / "run.yaml").write_text("method: x\n")
+    (folder / "validation" / "selection.json").write_text("{}")
+    assert not importable(job, [folder])
+    seeds = {str(s): {} for s in job.config.seeds}
+    (folder / "results.json").write_text(json.dumps({"seeds": dict(list(seeds.items())[:-1])}))
+    assert not importable(job, [folder])  # one seed short
+    (folder / "results.json").write_text(json.dumps({"seeds": seeds}))
+    assert importable(job, [folder])

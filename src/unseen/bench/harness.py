@@ -23,7 +23,14 @@ from unseen.bench.grid import Grid, Job, config_key, read_run_folder
 from unseen.bench.store import Store
 from unseen.rundir import _git, _repo, code_version
 
-__all__ = ["GridStatus", "code_version", "find_run_folders", "job_done", "run_grid"]
+__all__ = [
+    "GridStatus",
+    "code_version",
+    "find_run_folders",
+    "importable",
+    "job_done",
+    "run_grid",
+]
 
 
 def _import_version(results: dict[str, Any], finished: str) -> str:
@@ -92,6 +99,21 @@ class GridStatus:
             f"{len(self.stored)} already stored, {len(self.imported)} imported, "
             f"{len(self.ran)} ran, {len(self.failed)} failed, {len(self.missing)} missing"
         )
+
+
+def importable(job: Job, folders: list[Path]) -> bool:
+    """Whether one of ``folders`` (same config key) holds what ``job`` needs: its validation
+    selection for a ``validate_only`` job, else results for every one of its seeds (a
+    validation-only run of the same config is not a finished test run)."""
+    for folder in folders:
+        if job.validate_only:
+            if (folder / "validation" / "selection.json").is_file():
+                return True
+            continue
+        run = read_run_folder(folder)
+        if run and set(map(str, job.config.seeds)) <= set(run["results"].get("seeds", {})):
+            return True
+    return False
 
 
 def _import(store: Store, job: Job, folder: Path, seeds: list[int], source: str) -> bool:

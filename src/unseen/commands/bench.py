@@ -84,7 +84,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     resumes where it stopped.
     """
     from unseen.bench.grid import load_grid
-    from unseen.bench.harness import find_run_folders, job_done, run_grid
+    from unseen.bench.harness import find_run_folders, importable, job_done, run_grid
     from unseen.bench.report import write_report
     from unseen.bench.store import Store
     from unseen.errors import ConfigError
@@ -110,7 +110,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                     "stored"
                     if job_done(store, job)
                     else "importable"
-                    if job.key in index
+                    if importable(job, index.get(job.key, []))
                     else "import-only, missing"
                     if job.import_only
                     else "to run"
