@@ -12,23 +12,29 @@ flow's own likelihood step beside the FrEIA reference of the same architecture.
 
     python benchmarks/speed_all.py                           # every method, every shape
     python benchmarks/speed_all.py --methods izf --shapes FLO --steps 2 --device cuda
+    python benchmarks/speed_all.py --shapes FLO-effnet --precisions fp32 bf16  # fp32 vs bf16
 
 Each measurement runs in a fresh process (``--one``), so that peak memory is that
 measurement's: on CPU the process's peak RSS (``ru_maxrss``) and its growth over the RSS
-before the model was built, on CUDA ``torch.cuda.max_memory_allocated``. On CUDA ``--amp``
-runs the step under bf16 autocast (not used for any result in unseen; speed only).
+before the model was built, on CUDA ``torch.cuda.max_memory_allocated``.
+``--precisions fp32 bf16`` measures each method in each precision (the method's
+``precision``: bf16/fp16 autocast, see unseen.methods.precision), one fresh process each, back
+to back, and adds a table of the ratios; the flow reference then times unseen's flow in that
+precision against FrEIA in fp32.
 
 Networks have the sizes of the method's shipped per-dataset config (``configs/<method>/
 <DATASET>.yaml``, the paper sizes where the paper gives them), the features are random
 (speed does not depend on their values), the shapes are the real ones (n_train = trainval
 images, 2048-d ResNet-101 features, semantic dim, seen classes):
 AWA2 23527 x 2048 (85-d), CUB 7057 x 2048 (312-d attributes or 1024-d sentences),
-SUN 10320 x 2048 (102-d), FLO 5631 x 2048 (1024-d).
+SUN 10320 x 2048 (102-d), FLO 5631 x 2048 (1024-d); FLO-effnet is FLO with the 1280-d
+EfficientNet-Lite0 features this project's FLO runs use.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import time
@@ -52,6 +58,7 @@ SHAPES = {  # n_train, feature dim, semantic dim, seen classes, unseen classes, 
     "CUB-1024": (7057, 2048, 1024, 150, 50, "CUB"),
     "SUN": (10320, 2048, 102, 645, 72, "SUN"),
     "FLO": (5631, 2048, 1024, 82, 20, "FLO"),
+    "FLO-effnet": (5631, 1280, 1024, 82, 20, "FLO"),
 }
 
 
@@ -67,8 +74,10 @@ def _peak(device, base_rss: float) -> dict:
     return {"peak_mib": peak, "peak_growth_mib": peak - base_rss, "memory": "rss"}
 
 
-def measure_method(method: str, shape: str, steps: int, device_name: str, amp: bool) -> dict:
-    """One method at one shape: step time, epoch estimate, FLOPs, memory (this process)."""
+def measure_method(
+    method: str, shape: str, steps: int, device_name: str, precision: str = "fp32"
+) -> dict:
+    """One method at one shape and precision: step time, epoch estimate, FLOPs, memory."""
     import torch
 
     from unseen.config import resolve_run_config
@@ -86,17 +95,13 @@ def measure_method(method: str, shape: str, steps: int, device_name: str, amp: b
     cfg = config_from_dict(cls.config_class, {**cls.config_class().__dict__, **params}, "method")
     batch = int(cfg.batch_size)
     base_rss = rss_mib()
-    m = cls(cfg, device=device, seed=0)
+    m = cls(cfg, device=device, seed=0, precision=precision)
     # Build + the method's one-off set-up (_prepare: e.g. f-CLSWGAN's seen-class classifier)
     # on one minibatch; the set-up is not part of the per-epoch cost measured below.
     m.fit(fake_data(batch, shape, device), epochs=0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    ctx = (
-        torch.autocast(device.type, dtype=torch.bfloat16)
-        if amp
-        else torch.autocast(device.type, enabled=False)
-    )
+    ctx = m.amp.autocast  # as fit() runs an epoch
     one = m._to_device(fake_data(batch, shape, device, seed=1))
     many = m._to_device(fake_data(batch * steps, shape, device, seed=2))
     # GSMFlow with boundary mining: training g (Eq. 2) and mining (Eq. 4) run once per fit,
@@ -106,23 +111,25 @@ def measure_method(method: str, shape: str, steps: int, device_name: str, amp: b
     if "g" in (m.nets_ or {}) and hasattr(m, "boundary_samples"):
         sync(device)
         t = time.perf_counter()
-        m._train_contrastive(many)
-        m.boundary_samples(many)  # cached for `many` (one entry): warm up on `many` too
+        with ctx():
+            m._train_contrastive(many)
+            m.boundary_samples(many)  # cached for `many` (one entry): warm up on `many` too
         sync(device)
         setup_s = (time.perf_counter() - t) * n_train / len(many.labels)
         rows_factor, warm = 2, many
-    with ctx, matmul_flops() as counter:  # also the warm-up step(s)
+    with ctx(), matmul_flops() as counter:  # also the warm-up step(s)
         m._train_epoch(warm, 0)
     flops = counter.get_total_flops() / math.ceil(rows_factor * len(warm.labels) / batch)
     sync(device)
     t = time.perf_counter()
-    with ctx:
+    with ctx():
         m._train_epoch(many, 1)  # `steps` (x rows_factor) minibatch steps
     sync(device)
     step_s = (time.perf_counter() - t) / (steps * rows_factor)
     out = {
         "method": method,
         "shape": shape,
+        "precision": precision,
         "config": source,
         "batch": batch,
         "steps_timed": steps * rows_factor,
@@ -224,14 +231,18 @@ def _flow_reference(m, shape: str, device, reps: int = 5) -> dict | None:
     steps, flops = {}, {}
     for name, net in nets.items():
         opt = torch.optim.Adam(net.parameters(), 1e-4)
-        if name == "freia":
+        if name == "freia":  # the reference: always fp32
 
             def fwd(x, c=None, net=net):
                 z, ladj = net(x, c=[c]) if c is not None else net(x)
                 return z, ladj
 
         else:
-            fwd = net
+
+            def fwd(x, c=None, net=net):  # in the method's precision
+                with m.amp.autocast():
+                    return net(x, c) if c is not None else net(x)
+
         steps[name] = lambda fwd=fwd, opt=opt: _nll_step(fwd, x, cond, opt)
         with matmul_flops() as counter:  # also the warm-up step
             steps[name]()
@@ -251,20 +262,23 @@ def _flow_reference(m, shape: str, device, reps: int = 5) -> dict | None:
 
 def table(rows: list[dict]) -> str:
     head = (
-        "| method | shape | batch | step ms | epoch s (extrap.) | samples/s | GFLOP/step | "
-        "GFLOP/s | sgemm GFLOP/s | % of sgemm | peak MiB |"
+        "| method | shape | precision | batch | step ms | epoch s (extrap.) | samples/s | "
+        "GFLOP/step | GFLOP/s | sgemm GFLOP/s | % of sgemm | peak MiB |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['method']} | {r['shape']} | failed: {r['error']} |")
+            where = f"{r['method']} | {r['shape']} | {r.get('precision', 'fp32')}"
+            lines.append(f"| {where} | failed: {r['error']} |")
             continue
         lines.append(
-            f"| {r['method']} | {r['shape']} | {r['batch']} | {r['step_ms']:.0f} | "
+            f"| {r['method']} | {r['shape']} | {r.get('precision', 'fp32')} | {r['batch']} | "
+            f"{r['step_ms']:.0f} | "
             f"{r['epoch_s_extrapolated']:.1f} | {r['samples_per_s']:.0f} | "
             f"{r['gflop_per_step']:.2f} | {r['gflops']:.1f} | {r['sgemm_gflops']:.1f} | "
             f"{100 * r['gflops'] / r['sgemm_gflops']:.0f}% | {r['peak_mib']:.0f} |"
         )
+    lines += _precision_table(rows)
     setups = [r for r in rows if r.get("setup_s_extrapolated")]
     if setups:
         lines += [
@@ -275,7 +289,9 @@ def table(rows: list[dict]) -> str:
             "",
         ]
         lines += [
-            f"- {r['method']} {r['shape']}: {r['setup_s_extrapolated']:.0f} s" for r in setups
+            f"- {r['method']} {r['shape']} {r.get('precision', 'fp32')}: "
+            f"{r['setup_s_extrapolated']:.0f} s"
+            for r in setups
         ]
     for r in rows:
         if r.get("flow_error"):
@@ -286,9 +302,9 @@ def table(rows: list[dict]) -> str:
             "",
             "Flow likelihood step (forward + log-det + backward + Adam, batch = the method's):",
             "",
-            "| method | shape | unseen ms | unseen GFLOP/s | FrEIA ms | FrEIA GFLOP/s | "
-            "FrEIA / unseen time | FrEIA network |",
-            "|---|---|---|---|---|---|---|---|",
+            "| method | shape | unseen precision | unseen ms | unseen GFLOP/s | FrEIA (fp32) ms | "
+            "FrEIA GFLOP/s | FrEIA / unseen time | FrEIA network |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in flows:
             f = r["flow"]
@@ -296,10 +312,40 @@ def table(rows: list[dict]) -> str:
             ratio = f"{fr['step_ms'] / u['step_ms']:.2f}" if fr else "-"
             fcells = f"{fr['step_ms']:.0f} | {fr['gflops']:.1f}" if fr else "- | -"
             lines.append(
-                f"| {r['method']} | {r['shape']} | {u['step_ms']:.0f} | {u['gflops']:.1f} | "
+                f"| {r['method']} | {r['shape']} | {r.get('precision', 'fp32')} | "
+                f"{u['step_ms']:.0f} | {u['gflops']:.1f} | "
                 f"{fcells} | {ratio} | {f['freia_architecture']} |"
             )
     return "\n".join(lines)
+
+
+def _precision_table(rows: list[dict]) -> list[str]:
+    """Step time per precision side by side and fp32's time over each other's (> 1: faster),
+    when more than one precision was measured; on a shared machine also that ratio corrected
+    for load: times the ratio of the sgemm rates measured right after each step in the same
+    processes (a process that got less of the CPU shows a lower rate)."""
+    runs: dict[tuple[str, str], dict[str, dict]] = {}
+    for r in rows:
+        if "error" not in r:
+            runs.setdefault((r["method"], r["shape"]), {})[r.get("precision", "fp32")] = r
+    precisions = [p for p in ("fp32", "bf16", "fp16") if any(p in v for v in runs.values())]
+    if len(precisions) < 2:
+        return []
+    others = [p for p in precisions if p != "fp32"]
+    head = "| method | shape | " + " | ".join(f"{p} step ms" for p in precisions)
+    head += "".join(f" | fp32 / {p} | load-corrected" for p in others) + " |"
+    lines = ["", "Step time per precision:", "", head, "|" + "---|" * (head.count("|") - 1)]
+    for (method, shape), t in runs.items():
+        cells = [f"{t[p]['step_ms']:.0f}" if p in t else "-" for p in precisions]
+        for p in others:
+            if "fp32" in t and p in t:
+                ratio = t["fp32"]["step_ms"] / t[p]["step_ms"]
+                load = t["fp32"]["sgemm_gflops"] / t[p]["sgemm_gflops"]
+                cells += [f"{ratio:.2f}", f"{ratio * load:.2f}"]
+            else:
+                cells += ["-", "-"]
+        lines.append(f"| {method} | {shape} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,7 +354,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     p.add_argument("--steps", type=int, default=2, help="minibatch steps timed per measurement")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA speed check only)")
+    p.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["fp32"],
+        choices=["fp32", "bf16", "fp16"],
+        help="measure each method in each of these precisions (fp16: CUDA only)",
+    )
+    p.add_argument("--amp", action="store_true", help="the same as --precisions bf16")
     p.add_argument("--out", help="also write the rows as JSON and the table as Markdown here")
     p.add_argument(
         "--append",
@@ -317,8 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--one", nargs=2, metavar=("METHOD", "SHAPE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.amp:
+        args.precisions = ["bf16"]
     if args.one:
-        r = measure_method(args.one[0], args.one[1], args.steps, args.device, args.amp)
+        r = measure_method(args.one[0], args.one[1], args.steps, args.device, args.precisions[0])
         print(json.dumps(r), flush=True)  # the last line: what in_fresh_process returns
         return 0
     from unseen.methods import available_methods
@@ -332,18 +387,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = []
     for method in methods:
-        for shape in args.shapes:
+        for shape, precision in itertools.product(args.shapes, args.precisions):
             cmd = ["--one", method, shape, "--steps", str(args.steps), "--device", args.device]
             t = time.time()
             try:
-                r = in_fresh_process(cmd + (["--amp"] if args.amp else []))
+                r = in_fresh_process([*cmd, "--precisions", precision])
             except RuntimeError as exc:
-                rows.append({"method": method, "shape": shape, "error": str(exc)[:200]})
-                print(f"{method} {shape}: FAILED: {exc}", flush=True)
+                rows.append(
+                    {
+                        "method": method,
+                        "shape": shape,
+                        "precision": precision,
+                        "error": str(exc)[:200],
+                    }
+                )
+                print(f"{method} {shape} {precision}: FAILED: {exc}", flush=True)
                 continue
             rows.append(r)
             print(
-                f"{method:11} {shape:8} step {r['step_ms']:8.0f} ms  "
+                f"{method:11} {shape:10} {precision} step {r['step_ms']:8.0f} ms  "
                 f"epoch ~{r['epoch_s_extrapolated']:7.1f} s"
                 f"  {r['gflops']:6.1f} GFLOP/s (sgemm {r['sgemm_gflops']:.1f})"
                 f"  peak {r['peak_mib']:.0f} MiB  [{time.time() - t:.0f} s]",
@@ -351,8 +413,12 @@ def main(argv: list[str] | None = None) -> int:
             )
     if args.append and args.out and Path(args.out).with_suffix(".json").exists():
         old = json.loads(Path(args.out).with_suffix(".json").read_text())["rows"]
-        fresh = {(r["method"], r["shape"]) for r in rows}
-        rows = [r for r in old if (r["method"], r["shape"]) not in fresh] + rows
+
+        def key(r: dict) -> tuple[str, str, str]:
+            return r["method"], r["shape"], r.get("precision", "fp32")
+
+        fresh = {key(r) for r in rows}
+        rows = [r for r in old if key(r) not in fresh] + rows
         order = {m: i for i, m in enumerate(dict.fromkeys(r["method"] for r in old))}
         rows.sort(
             key=lambda r: (order.get(r["method"], len(order)), list(SHAPES).index(r["shape"]))

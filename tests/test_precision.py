@@ -267,6 +267,22 @@ def test_bad_precisions_are_refused_by_name():
     assert check_precision("bf16", "cpu") == "bf16"
 
 
+def test_bf16_is_refused_on_a_gpu_that_would_emulate_it(monkeypatch):
+    """A GPU before compute capability 8.0 has no bf16 units: refused, fp16 offered."""
+    import types
+
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda i: types.SimpleNamespace(major=7)
+    )
+    with pytest.raises(ConfigError, match=r"compute capability 8\.0.*use fp16"):
+        check_precision("bf16", "cuda")
+    assert check_precision("fp16", "cuda:0") == "fp16"
+
+
 def test_run_config_precision_and_stable_keys():
     """fp32 configs write no ``precision`` key (runs and bench job keys from before the option
     stay the same); others do and read back; the command line wins over the files."""

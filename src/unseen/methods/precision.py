@@ -22,7 +22,8 @@ Where the low precision applies, and why:
 Autocast runs with its weight-cast cache off: the cache keeps the low-precision copy of a
 weight for the whole ``with`` block, and an epoch steps the optimizers inside one block, so a
 cached copy would be stale after the first step (measured: a layer trained that way never
-changes its output). Every optimizer step here clears a cache anyway, so it would save little.
+changes its output). A cache cleared at every optimizer step would save little: between two
+steps most weights are used once.
 
 fp16 is refused on the CPU (:func:`check_precision`): CPU autocast has no loss scaling and few
 CPUs compute fp16 faster than fp32; bf16 is the CPU's low precision.
@@ -86,17 +87,24 @@ def check_precision(precision: Any, device: str | torch.device = "cpu") -> str:
             "no loss scaling and few CPUs compute fp16 faster than fp32; use bf16 on the CPU "
             "(fast on CPUs with AVX-512 BF16 or AMX) or fp32"
         )
-    if (
-        precision == "bf16"
-        and dev.type == "cuda"
-        and torch.cuda.is_available()
-        and not torch.cuda.is_bf16_supported()
-    ):
+    if precision == "bf16" and dev.type == "cuda" and _cuda_major(dev) < 8:
         raise ConfigError(
-            "precision bf16 needs a GPU with bf16 support (compute capability 8.0 or newer); "
-            "use fp16 or fp32 on this GPU"
+            f"precision bf16 needs a GPU that computes in bf16 (compute capability 8.0 or "
+            f"newer; {str(dev)!r} is {_cuda_major(dev)}.x and would emulate it, slower than "
+            "fp32); use fp16 or fp32 on this GPU"
         )
     return precision
+
+
+def _cuda_major(dev: torch.device) -> int:
+    """Compute capability (major) of a CUDA device; 99 where it cannot be asked (no CUDA
+    here, an index torch does not see, ROCm): those cases are left to torch to report."""
+    if torch.version.hip or not torch.cuda.is_available():
+        return 99
+    index = dev.index if dev.index is not None else torch.cuda.current_device()
+    if index >= torch.cuda.device_count():
+        return 99
+    return torch.cuda.get_device_properties(index).major
 
 
 @contextlib.contextmanager
