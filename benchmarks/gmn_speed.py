@@ -29,6 +29,8 @@ from timing import (
     peak_memory_mib,
     random_seen_data,
     rss_mib,
+    speed_args,
+    speed_parser,
     timed,
 )
 
@@ -68,11 +70,8 @@ def _setup(variant: str, args):
     data = random_seen_data(
         args.batch, args.feature_dim, args.semantic_dim, args.n_seen, args.n_unseen, unit=True
     )
+    m.fit(data, epochs=0)  # build + the one-off set-up (_prepare)
     data = m._to_device(data)
-    m.dims_ = m.dims_from(data)
-    m._build(m.dims_)
-    m.nets_.to(args.device)
-    m._prepare(data)
     for _ in range(args.warmup):
         m._train_epoch(data, 0)
     return m, data
@@ -135,8 +134,7 @@ def _min_median(seconds: list[float]) -> dict[str, float]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cpu")
+    p = speed_parser(__doc__)
     p.add_argument("--feature-dim", type=int, default=2048)
     p.add_argument("--semantic-dim", type=int, default=312)
     p.add_argument("--n-seen", type=int, default=150)
@@ -148,13 +146,10 @@ def main() -> None:
     p.add_argument("--critic-steps", type=int, default=5)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     p.add_argument("--no-memory", action="store_true", help="skip the per-variant processes")
     p.add_argument("--one", help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = speed_args(p)
     if args.one:
         print(json.dumps(memory(args.one, args)))
         return

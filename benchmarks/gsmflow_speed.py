@@ -35,7 +35,16 @@ import time
 import torch
 from torch import nn
 
-from timing import flops_of, in_fresh_process, interleaved_ms, peak_rss_mib, sync
+from timing import (
+    flops_of,
+    in_fresh_process,
+    interleaved_ms,
+    peak_rss_mib,
+    random_seen_data,
+    speed_args,
+    speed_parser,
+    sync,
+)
 from unseen.models.flows import ConditionalCouplingFlow
 
 
@@ -249,7 +258,6 @@ def full_step_benchmark(args) -> None:
     (the L_proto gradient into a^g, Adam's implementation), so this measures what a user of
     each gets per step; the flow-only comparison above is the same-numerics one.
     """
-    from unseen.data.task import SeenTrainData
     from unseen.methods import GSMFlow
     from unseen.methods.izf import seen_class_means
     from unseen.models.gsmflow import RelativePositioning
@@ -259,15 +267,7 @@ def full_step_benchmark(args) -> None:
     d_a, pi, lam, wd = args.semantic, 0.15, 10.0, 3e-6  # AWA2's official values
     torch.manual_seed(0)
     n_train = n * args.steps
-    data = SeenTrainData(
-        features=torch.rand(n_train, d),
-        labels=torch.arange(n_train) % k,
-        semantics=torch.rand(k + 10, d_a),
-        seen_classes=torch.arange(k),
-        unseen_classes=torch.arange(k, k + 10),
-        name="speed",
-        synthetic=True,
-    )
+    data = random_seen_data(n_train, d, d_a, k)
     m = GSMFlow(
         variant="no-em", n_blocks=args.blocks, hidden=h, semantic_out=d_c, perturbation=pi,
         lambda_proto=lam, weight_decay=wd, clamp=args.clamp, device=device, seed=0,
@@ -331,17 +331,16 @@ def full_step_benchmark(args) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--features", type=int, default=2048)
-    p.add_argument("--cond", type=int, default=1024)
-    p.add_argument("--hidden", type=int, default=2048)
+    p = speed_parser(__doc__)
+    p.add_argument("--features", type=int, default=2048, help="feature dim d")
+    p.add_argument("--cond", type=int, default=1024, help="condition dim (a^g's)")
+    p.add_argument("--hidden", type=int, default=2048, help="coupling sub-networks' width")
     p.add_argument("--blocks", type=int, default=3)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--classes", type=int, default=40, help="seen classes (AWA2: 40)")
-    p.add_argument("--clamp", type=float, default=1.0)
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--clamp", type=float, default=1.0, help="soft clamp of the log-scales")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds timed")
+    p.add_argument("--steps", type=int, default=3, help="steps per round")
     p.add_argument("--fused-adam", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--child", choices=["freia", "ours"], help=argparse.SUPPRESS)
@@ -358,7 +357,7 @@ def main() -> None:
         "(see full_step_benchmark)",
     )
     p.add_argument("--semantic", type=int, default=85, help="--full-step: d_a (AWA2: 85)")
-    args = p.parse_args()
+    args = speed_args(p)
     if args.full_step:
         full_step_benchmark(args)
         return

@@ -13,6 +13,8 @@ flow's own likelihood step beside the FrEIA reference of the same architecture.
     python benchmarks/speed_all.py                           # every method, every shape
     python benchmarks/speed_all.py --methods izf --shapes FLO --steps 2 --device cuda
     python benchmarks/speed_all.py --shapes FLO-effnet --precisions fp32 bf16  # fp32 vs bf16
+    python benchmarks/speed_all.py --methods clswgan tlcoupling --shapes FLO-effnet \
+        --set method.hidden_g=1024 method.hidden_d=1024 method.batch_size=64   # other sizes
 
 Each measurement runs in a fresh process (``--one``), so that peak memory is that
 measurement's: on CPU the process's peak RSS (``ru_maxrss``) and its growth over the RSS
@@ -23,7 +25,9 @@ to back, and adds a table of the ratios; the flow reference then times unseen's 
 precision against FrEIA in fp32.
 
 Networks have the sizes of the method's shipped per-dataset config (``configs/<method>/
-<DATASET>.yaml``, the paper sizes where the paper gives them), the features are random
+<DATASET>.yaml``, the paper sizes where the paper gives them), or other sizes and settings
+with ``--set method.KEY=VALUE`` (as ``unseen run``'s; a key applies to each measured method
+whose config has it: widths, batch size, critic steps...), the features are random
 (speed does not depend on their values), the shapes are the real ones (n_train = trainval
 images, 2048-d ResNet-101 features, semantic dim, seen classes):
 AWA2 23527 x 2048 (85-d), CUB 7057 x 2048 (312-d attributes or 1024-d sentences),
@@ -41,16 +45,21 @@ import time
 from pathlib import Path
 
 from timing import (
+    flops_of,
     in_fresh_process,
     interleaved_ms,
     machine,
     matmul_flops,
+    nll_step,
     peak_memory_mib,
     random_seen_data,
     rss_mib,
     sgemm_gflops,
+    speed_args,
+    speed_parser,
     sync,
 )
+from unseen.methods.precision import PRECISIONS
 
 SHAPES = {  # n_train, feature dim, semantic dim, seen classes, unseen classes, config dataset
     "AWA2": (23527, 2048, 85, 40, 10, "AWA2"),
@@ -75,24 +84,23 @@ def _peak(device, base_rss: float) -> dict:
 
 
 def measure_method(
-    method: str, shape: str, steps: int, device_name: str, precision: str = "fp32"
+    method: str, shape: str, steps: int, device_name: str, precision: str = "fp32", sets=()
 ) -> dict:
-    """One method at one shape and precision: step time, epoch estimate, FLOPs, memory."""
+    """One method at one shape and precision: step time, epoch estimate, FLOPs, memory.
+    ``sets``: ``method.KEY=VALUE`` over the shipped config, those of keys the method has."""
     import torch
 
-    from unseen.config import resolve_run_config
+    from unseen.config import parse_set, resolve_run_config
     from unseen.methods.base import config_from_dict, get_method
 
     device = torch.device(device_name)
     n_train = SHAPES[shape][0]
     cls = get_method(method)
-    shipped = Path(__file__).resolve().parents[1] / "configs" / method / f"{SHAPES[shape][5]}.yaml"
-    if shipped.exists():
-        params = resolve_run_config(method, SHAPES[shape][5]).method_params
-        source = f"configs/{method}/{shipped.name}"
-    else:  # no shipped config for this dataset: the method's defaults
-        params, source = {}, "method defaults"
-    cfg = config_from_dict(cls.config_class, {**cls.config_class().__dict__, **params}, "method")
+    defaults = cls.config_class().__dict__
+    mine = {k: v for k, v in parse_set(sets).get("method", {}).items() if k in defaults}
+    run = resolve_run_config(method, SHAPES[shape][5], overrides={"method": mine} if mine else None)
+    source = "; ".join(run.sources[1:]) or "method defaults"  # the shipped file, --set
+    cfg = config_from_dict(cls.config_class, {**defaults, **run.method_params}, "method")
     batch = int(cfg.batch_size)
     base_rss = rss_mib()
     m = cls(cfg, device=device, seed=0, precision=precision)
@@ -149,17 +157,6 @@ def measure_method(
         except Exception as exc:  # the method's own numbers stand without the reference
             out["flow_error"] = f"{type(exc).__name__}: {exc}"
     return out
-
-
-def _nll_step(flow, x, cond, opt) -> None:
-    import torch
-
-    z, ladj = flow(x, cond) if cond is not None else flow(x)
-    loss = (0.5 * z.pow(2).sum(1) - ladj).mean()
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    del torch
 
 
 def _freia_twin(flow, d_cond: int):
@@ -230,12 +227,10 @@ def _flow_reference(m, shape: str, device, reps: int = 5) -> dict | None:
         nets["freia"] = twin.to(device)
     steps, flops = {}, {}
     for name, net in nets.items():
-        opt = torch.optim.Adam(net.parameters(), 1e-4)
         if name == "freia":  # the reference: always fp32
 
             def fwd(x, c=None, net=net):
-                z, ladj = net(x, c=[c]) if c is not None else net(x)
-                return z, ladj
+                return net(x, c=[c]) if c is not None else net(x)
 
         else:
 
@@ -243,10 +238,8 @@ def _flow_reference(m, shape: str, device, reps: int = 5) -> dict | None:
                 with m.amp.autocast():
                     return net(x, c) if c is not None else net(x)
 
-        steps[name] = lambda fwd=fwd, opt=opt: _nll_step(fwd, x, cond, opt)
-        with matmul_flops() as counter:  # also the warm-up step
-            steps[name]()
-        flops[name] = counter.get_total_flops()
+        steps[name] = nll_step(fwd, net.parameters(), x, cond)
+        flops[name] = flops_of(steps[name])  # also the warm-up step
     # Interleaved repeats, best of each: on a shared machine both see the same load.
     times = interleaved_ms(steps, device, reps)
     for name, net in nets.items():
@@ -349,17 +342,13 @@ def _precision_table(rows: list[dict]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = speed_parser(__doc__)
     p.add_argument("--methods", nargs="+", help="default: every registered method")
     p.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     p.add_argument("--steps", type=int, default=2, help="minibatch steps timed per measurement")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--set", nargs="+", default=[], metavar="method.KEY=VALUE", help="see above")
     p.add_argument(
-        "--precisions",
-        nargs="+",
-        default=["fp32"],
-        choices=["fp32", "bf16", "fp16"],
-        help="measure each method in each of these precisions (fp16: CUDA only)",
+        "--precisions", nargs="+", default=["fp32"], choices=PRECISIONS, help="fp16: CUDA only"
     )
     p.add_argument("--amp", action="store_true", help="the same as --precisions bf16")
     p.add_argument("--out", help="also write the rows as JSON and the table as Markdown here")
@@ -369,38 +358,38 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the rows of an existing --out JSON, replacing only those measured now",
     )
     p.add_argument("--one", nargs=2, metavar=("METHOD", "SHAPE"), help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    args = speed_args(p, argv)
     if args.amp:
         args.precisions = ["bf16"]
     if args.one:
-        r = measure_method(args.one[0], args.one[1], args.steps, args.device, args.precisions[0])
+        r = measure_method(*args.one, args.steps, args.device, args.precisions[0], args.set)
         print(json.dumps(r), flush=True)  # the last line: what in_fresh_process returns
         return 0
-    from unseen.methods import available_methods
+    from unseen.methods import available_methods, get_method
 
     methods = args.methods or list(available_methods())
+    keys = {f"method.{k}" for m in methods for k in get_method(m).config_class().__dict__}
+    bad = [s for s in args.set if "=" not in s or s.split("=", 1)[0] not in keys]
+    if bad:
+        p.error(f"--set {' '.join(bad)}: not method.KEY=VALUE of a measured method's config")
     print(f"machine: {machine()}")
     print(
         f"{args.steps} timed step(s) per measurement after one warm-up step; epoch times are "
-        "EXTRAPOLATED (step time x steps per epoch); each measurement in a fresh process.",
+        "EXTRAPOLATED (step time x steps per epoch); each measurement in a fresh process"
+        + (f"; --set {' '.join(args.set)}." if args.set else "."),
         flush=True,
     )
     rows = []
     for method in methods:
         for shape, precision in itertools.product(args.shapes, args.precisions):
             cmd = ["--one", method, shape, "--steps", str(args.steps), "--device", args.device]
+            cmd += ["--threads", str(args.threads), *(["--set", *args.set] if args.set else [])]
             t = time.time()
             try:
                 r = in_fresh_process([*cmd, "--precisions", precision])
             except RuntimeError as exc:
-                rows.append(
-                    {
-                        "method": method,
-                        "shape": shape,
-                        "precision": precision,
-                        "error": str(exc)[:200],
-                    }
-                )
+                error = str(exc)[:200]
+                rows.append(dict(method=method, shape=shape, precision=precision, error=error))
                 print(f"{method} {shape} {precision}: FAILED: {exc}", flush=True)
                 continue
             rows.append(r)
@@ -429,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"machine": machine(), "steps": args.steps, "device": args.device}
+        meta = {"machine": machine(), "steps": args.steps, "device": args.device, "set": args.set}
         out.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=2))
         out.with_suffix(".md").write_text(f"Machine: {meta['machine']}\n\n{text}\n")
     return 0

@@ -12,11 +12,14 @@ Every speed script imports from here (``from timing import ...``; the scripts ru
   :func:`in_fresh_process`: a measurement in a process of its own (its own peak memory);
 * :func:`random_seen_data`: random features of a benchmark's shape (speed does not depend on
   their values);
-* :func:`machine`: the CPU, cores, GPU, torch and Python of a measurement.
+* :func:`nll_step`: a flow's maximum-likelihood training step (the flow comparisons);
+* :func:`machine`: the CPU, cores, GPU, torch and Python of a measurement;
+* :func:`speed_parser` / :func:`speed_args`: every script's ``--device`` and ``--threads``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -35,11 +38,14 @@ __all__ = [
     "interleaved_ms",
     "machine",
     "matmul_flops",
+    "nll_step",
     "peak_memory_mib",
     "peak_rss_mib",
     "random_seen_data",
     "rss_mib",
     "sgemm_gflops",
+    "speed_args",
+    "speed_parser",
     "sync",
     "timed",
 ]
@@ -213,3 +219,38 @@ def machine() -> str:
         f"{cpu}, {cores} cores visible, {gpu}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} torch thread(s), Python {platform.python_version()}"
     )
+
+
+def nll_step(
+    forward: Callable[..., Any], params: Any, x: torch.Tensor, cond: Any = None, lr: float = 1e-4
+) -> Callable[[], None]:
+    """One maximum-likelihood training step of a flow under a standard normal prior, as a
+    function: ``forward(x)`` (``forward(x, cond)`` with a condition) -> ``(z, log|det|)``,
+    the mean negative log-likelihood, backward and an Adam step over ``params``."""
+    opt = torch.optim.Adam(params, lr)
+
+    def step() -> None:
+        z, ladj = forward(x, cond) if cond is not None else forward(x)
+        loss = (0.5 * z.pow(2).sum(1) - ladj).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def speed_parser(doc: str) -> argparse.ArgumentParser:
+    """A speed script's parser: its docstring as the description (``--help`` shows its usage
+    lines), ``--device`` and ``--threads`` (applied by :func:`speed_args`)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    return p
+
+
+def speed_args(p: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments ``p`` parses from ``argv`` (the command line), ``--threads`` applied."""
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
