@@ -50,6 +50,8 @@ TINY: dict[str, dict] = {
     ),
     "cvae": dict(epochs=2, batch_size=16, hidden=16, lambda_c=1.0, lambda_immd=0.1),
     "meanreg": dict(epochs=2, batch_size=16, hidden=8),
+    "eszsl": dict(grid=[0.01, 1.0, 100.0]),
+    "seen-softmax": dict(epochs=2, batch_size=16),
     "cgan-immd": dict(
         epochs=2, batch_size=16, hidden_g=16, hidden_d=16, critic_steps=2, pretrain_epochs=2
     ),

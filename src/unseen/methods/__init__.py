@@ -11,20 +11,24 @@ from unseen.methods.cgan_immd import CGANiMMD, CGANiMMDConfig
 from unseen.methods.clswgan import CLSWGAN, CLSWGANConfig
 from unseen.methods.coupling import TLCoupling, TLCouplingConfig
 from unseen.methods.cvae import CVAE, CVAEConfig
+from unseen.methods.eszsl import ESZSL, ESZSLConfig
 from unseen.methods.gmn import GMN, GMNConfig
 from unseen.methods.gsmflow import GSMFlow, GSMFlowConfig
 from unseen.methods.izf import IZF, IZFConfig
 from unseen.methods.meanreg import MeanReg, MeanRegConfig
+from unseen.methods.seen_softmax import SeenSoftmax, SeenSoftmaxConfig
 
 __all__ = [
     "CLSWGAN",
     "CVAE",
+    "ESZSL",
     "GMN",
     "IZF",
     "CGANiMMD",
     "CGANiMMDConfig",
     "CLSWGANConfig",
     "CVAEConfig",
+    "ESZSLConfig",
     "GMNConfig",
     "GSMFlow",
     "GSMFlowConfig",
@@ -33,6 +37,8 @@ __all__ = [
     "MeanReg",
     "MeanRegConfig",
     "MethodConfig",
+    "SeenSoftmax",
+    "SeenSoftmaxConfig",
     "TLCoupling",
     "TLCouplingConfig",
     "available_methods",
