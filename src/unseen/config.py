@@ -67,6 +67,11 @@ class DataConfig:
             index another class order of ``att_splits.mat`` is refused; with this on, each
             image is relabelled with the column whose class name matches its image folder,
             and the dataset's quirks say so. Off.
+        splits: an ``att_splits.mat``-layout file replacing the dataset's
+            ``<DATASET>/att_splits.mat`` (its class split and semantics; features and
+            ``sent_splits.mat`` still come from the dataset folder), e.g. one drawn by
+            ``unseen splits`` (:mod:`unseen.data.splits`). A path, relative to the current
+            folder; xlsa17 datasets only. Empty: the proposed split.
     """
 
     dataset: str = "demo"
@@ -77,6 +82,7 @@ class DataConfig:
     semantic_transform: str = "none"
     transductive: bool = False
     repair_labels: bool = False
+    splits: str = ""
 
 
 @dataclass
@@ -460,6 +466,18 @@ def validate_run_config(cfg: RunConfig) -> None:
     for key in ("dataset", "features"):
         if not isinstance(getattr(d, key), str) or not getattr(d, key):
             raise ConfigError(f"data.{key} must be a non-empty name, got {getattr(d, key)!r}")
+    if not isinstance(d.splits, str):
+        raise ConfigError(f"data.splits must be a file path, got {d.splits!r}")
+    if d.splits and (
+        d.dataset in ("demo", "toy")
+        or d.dataset.endswith(".npz")
+        or d.dataset.lower().endswith("-synthetic")
+    ):
+        raise ConfigError(
+            f"data.splits ({d.splits}) replaces an xlsa17 dataset's att_splits.mat; dataset "
+            f"{d.dataset!r} has none (use AWA1, AWA2, CUB, SUN, APY, FLO or a folder under "
+            "--data-root)"
+        )
     if d.feature_transform not in _FEATURE_TRANSFORMS:
         raise ConfigError(
             f"data.feature_transform must be one of {', '.join(_FEATURE_TRANSFORMS)}, "

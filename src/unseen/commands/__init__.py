@@ -46,6 +46,7 @@ MODULES: list[str] = [
     "extract",
     "diagnose",
     "classifier_check",
+    "splits",
 ]
 
 

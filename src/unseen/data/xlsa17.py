@@ -173,6 +173,7 @@ def load_xlsa17(
     features: str | Path = "res101.mat",
     semantics: str = "att",
     repair_labels: bool = False,
+    splits: str | Path | None = None,
 ) -> ZSLDataset:
     """Load one xlsa17 benchmark into a :class:`ZSLDataset` (0-based, float32).
 
@@ -190,6 +191,11 @@ def load_xlsa17(
             another class order of ``att_splits.mat`` (whole classes moved to other
             columns), relabel each image with the column whose class name matches its image
             folder, and say so in the quirks. Off: such labels are an error.
+        splits: an ``att_splits.mat``-layout file read INSTEAD of ``<name>/att_splits.mat``
+            (its class split, ``att`` and class names), e.g. one drawn by ``unseen splits``
+            (:mod:`unseen.data.splits`); the features and ``sent_splits.mat`` still come from
+            the dataset folder. Refused when its class count or names differ from the
+            dataset's own file. ``None``: the proposed split.
 
     Raises:
         DataError: a file is missing or unreadable, or the files disagree (the message names
@@ -202,7 +208,7 @@ def load_xlsa17(
             f"unknown semantics {semantics!r}; choose one of {', '.join(SEMANTICS)} "
             "('sent' = CUB's sent_splits.mat sentence embeddings)"
         )
-    side = _read_side(root, name)
+    side = _read_side(root, name, splits)
     parts = semantics.split("+")
     for part in parts if len(parts) > 1 else []:
         if part not in side.matrices:
@@ -239,6 +245,9 @@ def load_xlsa17(
     labels, nq = _check_names(side, labels, image_files, fpath, repair_labels)
     _check_class_split(side, labels, fpath)
     quirks = [*side.quirks, *(q for p in parts for q in side.source_quirks.get(p, [])), *fq, *nq]
+    if splits is not None:
+        how = f" ({side.split_info})" if side.split_info else ""
+        quirks.insert(0, f"class split from {side.att_path}{how}, not the proposed split")
     seen = np.unique(labels[side.trainval])
     val, vq = _val_classes(side, labels, seen)
     quirks += vq
@@ -295,6 +304,7 @@ class _Side:
     val_txt: np.ndarray | None
     txt_files: dict[str, str]
     quirks: list[str]
+    split_info: str = ""
 
 
 def _check_root(root: str | Path) -> Path:
@@ -333,13 +343,13 @@ def _resolve(root: str | Path, name: str) -> tuple[str, Path]:
     )
 
 
-def _read_side(root: str | Path, name: str) -> _Side:
+def _read_side(root: str | Path, name: str, split_file: str | Path | None = None) -> _Side:
     canonical, folder = _resolve(root, name)
-    att_path = folder / "att_splits.mat"
+    att_path = folder / "att_splits.mat" if split_file is None else _split_file(split_file, folder)
     m = read_mat(
         att_path,
         ["att", *_SPLIT_KEYS],
-        optional=["original_att", "train_loc", "val_loc", "allclasses_names"],
+        optional=["original_att", "train_loc", "val_loc", "allclasses_names", "split_info"],
     )
     quirks: list[str] = []
     source_quirks: dict[str, list[str]] = {s: [] for s in SEMANTICS}
@@ -384,8 +394,8 @@ def _read_side(root: str | Path, name: str) -> _Side:
         sent_path = None
 
     splits = {k: _locs(m[k], att_path, k) for k in _SPLIT_KEYS}
-    for k in _SPLIT_KEYS:
-        if sent_path is not None and k in sent:
+    for k in _SPLIT_KEYS:  # (a split file's locs differ from sent_splits.mat's by design)
+        if sent_path is not None and k in sent and split_file is None:
             other = _locs(sent[k], sent_path, k)
             if not np.array_equal(np.sort(other), np.sort(splits[k])):
                 quirks.append(
@@ -398,7 +408,7 @@ def _read_side(root: str | Path, name: str) -> _Side:
     if "train_loc" in m and "val_loc" in m:
         locs_file = att_path
         train_loc, val_loc = (_locs(m[k], att_path, k) for k in ("train_loc", "val_loc"))
-    elif "train_loc" in sent and "val_loc" in sent:
+    elif "train_loc" in sent and "val_loc" in sent and split_file is None:
         locs_file = sent_path
         train_loc, val_loc = (_locs(sent[k], sent_path, k) for k in ("train_loc", "val_loc"))
         quirks.append(
@@ -414,6 +424,8 @@ def _read_side(root: str | Path, name: str) -> _Side:
     )
     if name_quirk:
         quirks.append(name_quirk)
+    if split_file is not None:
+        _check_split_file(att_path, folder, att, class_names)
     txt_files: dict[str, str] = {}
     lists = {}
     for role, fname in (
@@ -421,7 +433,8 @@ def _read_side(root: str | Path, name: str) -> _Side:
         ("unseen", "testclasses.txt"),
         ("val", "valclasses1.txt"),
     ):
-        path = _find_txt(folder, fname)
+        # the class lists describe the proposed split, not a split file's
+        path = _find_txt(folder, fname) if split_file is None else None
         lists[role] = None
         if path is not None:
             txt_files[role] = str(path.relative_to(folder))
@@ -461,7 +474,41 @@ def _read_side(root: str | Path, name: str) -> _Side:
         val_txt=lists["val"],
         txt_files=txt_files,
         quirks=quirks,
+        split_info=m["split_info"] if isinstance(m.get("split_info"), str) else "",
     )
+
+
+def _split_file(splits: str | Path, folder: Path) -> Path:
+    """The split file of ``load_xlsa17(splits=...)``, which must exist."""
+    path = Path(splits).expanduser()
+    if not path.is_file():
+        where = "is a folder" if path.is_dir() else "does not exist"
+        raise DataError(
+            f"split file {path} {where}: data.splits names an att_splits.mat-layout file "
+            f"(e.g. drawn by `unseen splits {folder.name} ...`) that replaces "
+            f"{folder / 'att_splits.mat'}"
+        )
+    return path
+
+
+def _check_split_file(path: Path, folder: Path, att: np.ndarray, names: list[str]) -> None:
+    """A split file must describe the dataset's own classes (same count, names, att)."""
+    own = read_mat(folder / "att_splits.mat", ["att"], optional=["allclasses_names"])
+    own_att = _semantic_matrix(own["att"], folder / "att_splits.mat", "att")
+    own_names, _, _ = _class_names(
+        own.get("allclasses_names"), folder, own_att.shape[0], folder / "att_splits.mat"
+    )
+    if own_att.shape != att.shape or own_names != names:
+        what = (
+            f"{att.shape[0]} classes x {att.shape[1]}-d att"
+            if own_att.shape != att.shape
+            else "other class names"
+        )
+        raise DataError(
+            f"split file {path} has {what}, but {folder / 'att_splits.mat'} has "
+            f"{own_att.shape[0]} classes x {own_att.shape[1]}-d att: it was drawn for "
+            f"another dataset than {folder.name}; draw one with `unseen splits {folder.name}`"
+        )
 
 
 def _semantic_matrix(value: Any, path: Path, key: str) -> np.ndarray:
