@@ -189,11 +189,6 @@ def test_a_run_on_a_drawn_split_tests_its_unseen_classes(tiny_xlsa17, tmp_path):
     assert _t1_classes(tmp_path / "r") == set(ds.unseen_classes.tolist())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="unseen.runner.load_dataset does not pass data.splits to load_xlsa17 yet "
-    "(a one-line runner change; runner.py is being edited elsewhere)",
-)
 def test_the_runner_reads_data_splits(tiny_xlsa17, tmp_path):
     root, paths = _split_paths(tiny_xlsa17, n=1)
     run(_cfg(root, paths[0]), tmp_path / "r", echo=False)

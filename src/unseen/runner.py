@@ -129,6 +129,7 @@ def load_dataset(cfg: DataConfig) -> ZSLDataset:
         features=cfg.features,
         semantics=cfg.semantics,
         repair_labels=cfg.repair_labels,
+        splits=cfg.splits or None,
     )
 
 
