@@ -140,6 +140,21 @@ def test_sample_points_embed_onto_their_class_vectors(task):
     torch.testing.assert_close(embedded, sem.repeat_interleave(2, 0), rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("name", "values", "message"),
+    [
+        ("eszsl", {"folds": 1}, "eszsl: folds must be >= 2, got 1"),
+        ("eszsl", {"grid": [1.0, 0.0]}, "eszsl: grid must list positive numbers"),
+        ("eszsl", {"reg_lambda": -1.0}, r"eszsl: reg_lambda must be >= 0 \(0 = chosen\)"),
+        ("seen-softmax", {"top": 0}, r"seen-softmax: top \(ConSE's T\) must be >= 1, got 0"),
+    ],
+)
+def test_bad_options_are_refused_before_training(name, values, message, task):
+    method = get_method(name)(seed=0, **values)
+    with pytest.raises(ConfigError, match=message):
+        method.check_config(method.dims_from(task.train))
+
+
 @pytest.mark.parametrize("name", ["eszsl", "seen-softmax"])
 def test_other_classifier_kinds_are_refused(name, task):
     m = get_method(name)(seed=0, epochs=1).fit(task.train)

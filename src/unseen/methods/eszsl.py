@@ -208,7 +208,7 @@ class ESZSL(GenerativeMethod):
     paper = "ESZSL (Romera-Paredes & Torr, ICML 2015), reference row: classifier.kind=method"
     config: ESZSLConfig
 
-    def _build(self, dims: dict[str, int]) -> None:
+    def _check_config(self) -> None:
         c = self.config
         if c.folds < 2:
             raise ConfigError(f"eszsl: folds must be >= 2, got {c.folds}")
@@ -220,6 +220,9 @@ class ESZSL(GenerativeMethod):
         for key in ("reg_gamma", "reg_lambda"):
             if getattr(c, key) < 0:
                 raise ConfigError(f"eszsl: {key} must be >= 0 (0 = chosen), got {getattr(c, key)}")
+
+    def _build(self, dims: dict[str, int]) -> None:
+        self._check_config()
         self.nets_ = nn.ModuleDict(
             {"eszsl": _Compatibility(dims["feature_dim"], dims["semantic_dim"])}
         )
@@ -346,17 +349,6 @@ class ESZSL(GenerativeMethod):
             base = base * net.std + net.mean
         x = base.repeat_interleave(n_per_class, dim=0)
         return x + net.spread * seeded_noise(tuple(x.shape), self.seed, self.device)
-
-    def health(
-        self,
-        real: torch.Tensor,
-        labels: torch.Tensor,
-        classes: torch.Tensor,
-        train: SeenTrainData,
-    ) -> dict[str, float]:
-        """The chosen gamma and lambda (log10) and their held-out T1, beside the health."""
-        gamma, lam, t1 = (float(v) for v in self.nets_["eszsl"].chosen)
-        return {"log10_gamma": math.log10(gamma), "log10_lambda": math.log10(lam), "t1": t1}
 
 
 @full_precision

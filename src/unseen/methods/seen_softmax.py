@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unseen.classifiers.base import BaseClassifier, check_classes
+from unseen.config import ClassifierConfig
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
 from unseen.methods.base import GenerativeMethod, MethodConfig, minibatch_epoch, register
@@ -50,7 +51,8 @@ __all__ = ["ConSEScorer", "SeenSoftmax", "SeenSoftmaxConfig"]
 
 @dataclass
 class SeenSoftmaxConfig(MethodConfig):
-    """Seen-only softmax hyper-parameters (the runner's default softmax, and ConSE's T).
+    """Seen-only softmax hyper-parameters: ConSE's T, and the softmax's, whose defaults are
+    the runner's default final softmax (:class:`~unseen.config.ClassifierConfig`).
 
     Attributes:
         epochs: most epochs; the runner picks the count on validation (multiples of
@@ -61,11 +63,11 @@ class SeenSoftmaxConfig(MethodConfig):
         top: ConSE's T, the seen classes whose semantic vectors are mixed.
     """
 
-    epochs: int = 25
-    batch_size: int = 64
-    lr: float = 1e-3
-    beta1: float = 0.5
-    weight_decay: float = 0.0
+    epochs: int = ClassifierConfig.epochs
+    batch_size: int = ClassifierConfig.batch_size
+    lr: float = ClassifierConfig.lr
+    beta1: float = ClassifierConfig.beta1
+    weight_decay: float = ClassifierConfig.weight_decay
     top: int = 10
 
 
@@ -142,10 +144,13 @@ class SeenSoftmax(GenerativeMethod):
     paper = "(reference row) softmax on real seen features only, ConSE for unseen: kind=method"
     config: SeenSoftmaxConfig
 
+    def _check_config(self) -> None:
+        if self.config.top < 1:
+            raise ConfigError(f"seen-softmax: top (ConSE's T) must be >= 1, got {self.config.top}")
+
     def _build(self, dims: dict[str, int]) -> None:
+        self._check_config()
         c = self.config
-        if c.top < 1:
-            raise ConfigError(f"seen-softmax: top (ConSE's T) must be >= 1, got {c.top}")
         net = _SeenLinear(dims["feature_dim"], dims["semantic_dim"], dims["n_seen"])
         self.nets_ = nn.ModuleDict({"softmax": net})
         self.optimizers_ = {
