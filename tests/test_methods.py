@@ -52,6 +52,14 @@ TINY: dict[str, dict] = {
     "meanreg": dict(epochs=2, batch_size=16, hidden=8),
     "eszsl": dict(grid=[0.01, 1.0, 100.0]),
     "seen-softmax": dict(epochs=2, batch_size=16),
+    "fvaegan": dict(
+        epochs=2,
+        batch_size=16,
+        hidden_e=16,
+        hidden_g=16,
+        hidden_d=16,
+        critic_steps=2,
+    ),
     "cgan-immd": dict(
         epochs=2, batch_size=16, hidden_g=16, hidden_d=16, critic_steps=2, pretrain_epochs=2
     ),

@@ -12,6 +12,7 @@ from unseen.methods.clswgan import CLSWGAN, CLSWGANConfig
 from unseen.methods.coupling import TLCoupling, TLCouplingConfig
 from unseen.methods.cvae import CVAE, CVAEConfig
 from unseen.methods.eszsl import ESZSL, ESZSLConfig
+from unseen.methods.fvaegan import FVAEGAN, FVAEGANConfig
 from unseen.methods.gmn import GMN, GMNConfig
 from unseen.methods.gsmflow import GSMFlow, GSMFlowConfig
 from unseen.methods.izf import IZF, IZFConfig
@@ -22,6 +23,7 @@ __all__ = [
     "CLSWGAN",
     "CVAE",
     "ESZSL",
+    "FVAEGAN",
     "GMN",
     "IZF",
     "CGANiMMD",
@@ -29,6 +31,7 @@ __all__ = [
     "CLSWGANConfig",
     "CVAEConfig",
     "ESZSLConfig",
+    "FVAEGANConfig",
     "GMNConfig",
     "GSMFlow",
     "GSMFlowConfig",
