@@ -217,3 +217,25 @@ class TinyXlsa17:
 def tiny_xlsa17(tmp_path: Path) -> Callable[..., Path]:
     """Factory writing small xlsa17-layout .mat files (v5 or v7.3) under ``tmp_path``."""
     return TinyXlsa17(tmp_path)
+
+
+def check_transductive_run(method: str, sets: dict[str, Any], dataset: Any, out: Path) -> None:
+    """A transductive method's run is marked transductive in its outputs, and the same config
+    on an inductive task (no unlabeled features) is refused (GMN's S+U critic, f-VAEGAN-D2)."""
+    from unseen.config import resolve_run_config
+    from unseen.errors import ConfigError
+    from unseen.runner import run
+
+    sets = {**sets, "data": {"transductive": True}}
+    rep = run(
+        resolve_run_config(method, "toy", overrides=sets, seeds=[0]),
+        out / "tr",
+        dataset=dataset,
+        echo=False,
+    )
+    assert rep["task"]["transductive"] is True
+    assert rep["seeds"]["0"]["result"]["extra"]["transductive"] is True
+    sets["data"] = {"transductive": False}
+    cfg = resolve_run_config(method, "toy", overrides=sets, seeds=[0])
+    with pytest.raises(ConfigError, match="transductive"):
+        run(cfg, out / "ind", dataset=dataset, echo=False)

@@ -9,13 +9,12 @@ import math
 import pytest
 import torch
 
+from conftest import check_transductive_run
 from tinydata import tiny_dataset
-from unseen.config import resolve_run_config
 from unseen.data.task import ZSLTask
 from unseen.errors import ConfigError
 from unseen.methods import get_method
 from unseen.methods.fvaegan import FVAEGAN, vae_loss
-from unseen.runner import run
 
 TINY = dict(epochs=2, batch_size=16, hidden_e=16, hidden_g=16, hidden_d=16, critic_steps=2)
 
@@ -95,16 +94,8 @@ def test_runner_marks_transductive_results(tiny, tmp_path):
         "method": {**TINY, "transductive": True},
         "classifier": {"kind": "softmax", "epochs": 3},
         "selection": {"eval_every": 2, "n_synthetic": [5]},
-        "data": {"transductive": True},
     }
-    cfg = resolve_run_config("fvaegan", "toy", overrides=sets, seeds=[0])
-    rep = run(cfg, tmp_path / "tr", dataset=tiny, echo=False)
-    assert rep["task"]["transductive"] is True
-    assert rep["seeds"]["0"]["result"]["extra"]["transductive"] is True
-    sets["data"] = {"transductive": False}
-    cfg = resolve_run_config("fvaegan", "toy", overrides=sets, seeds=[0])
-    with pytest.raises(ConfigError, match="transductive"):
-        run(cfg, tmp_path / "ind", dataset=tiny, echo=False)
+    check_transductive_run("fvaegan", sets, tiny, tmp_path)
 
 
 # ---------------------------------------------------------------- fit, sample, seeds

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from conftest import check_transductive_run
 from tinydata import tiny_dataset
 from unseen.config import resolve_run_config
 from unseen.data.task import ZSLTask
@@ -108,16 +109,8 @@ def test_runner_marks_transductive_results(tiny, tmp_path):
         "method": params,
         "classifier": {"kind": "bilinear", "epochs": 3, "lr": 0.05, "zsl_train": "all"},
         "selection": {"eval_every": 2, "n_synthetic": [5]},
-        "data": {"transductive": True},
     }
-    cfg = resolve_run_config("gmn", "toy", overrides=sets, seeds=[0])
-    rep = run(cfg, tmp_path / "tr", dataset=tiny, echo=False)
-    assert rep["task"]["transductive"] is True
-    assert rep["seeds"]["0"]["result"]["extra"]["transductive"] is True
-    sets["data"] = {"transductive": False}
-    cfg = resolve_run_config("gmn", "toy", overrides=sets, seeds=[0])
-    with pytest.raises(ConfigError, match="transductive"):
-        run(cfg, tmp_path / "ind", dataset=tiny, echo=False)
+    check_transductive_run("gmn", sets, tiny, tmp_path)
 
 
 @pytest.mark.parametrize("zsl_train, fits", [("synthetic", 2), ("all", 1)])
