@@ -239,3 +239,19 @@ def check_transductive_run(method: str, sets: dict[str, Any], dataset: Any, out:
     cfg = resolve_run_config(method, "toy", overrides=sets, seeds=[0])
     with pytest.raises(ConfigError, match="transductive"):
         run(cfg, out / "ind", dataset=dataset, echo=False)
+
+
+class Killed(Exception):
+    """Raised by :func:`fit_killed` to stop a fit as a kill would, after a checkpoint."""
+
+
+def fit_killed(method: Any, train: Any, checkpoint: Path, at_epoch: int = 2) -> None:
+    """Fit ``method`` with ``checkpoint`` and stop it at the end of epoch ``at_epoch`` (what a
+    killed job leaves behind), for the resume-equals-uninterrupted tests."""
+
+    def kill(epoch: int, _m: Any) -> None:
+        if epoch == at_epoch:
+            raise Killed
+
+    with pytest.raises(Killed):
+        method.fit(train, checkpoint=checkpoint, callback=kill)

@@ -13,6 +13,7 @@ import dataclasses
 import pytest
 import torch
 
+from conftest import fit_killed
 from tinydata import tiny_dataset
 from unseen.data.task import ZSLTask
 from unseen.errors import ConfigError, DataError
@@ -135,16 +136,8 @@ def test_save_load_round_trip(name, task, tmp_path, device):
 def test_resume_after_kill_equals_uninterrupted(name, task, tmp_path, device):
     full = make(name, epochs=3, device=device).fit(task.train)
 
-    class Killed(Exception):
-        pass
-
-    def kill_at_2(epoch, _m):
-        if epoch == 2:
-            raise Killed
-
     ckpt = tmp_path / "ckpt.pt"
-    with pytest.raises(Killed):
-        make(name, epochs=3, device=device).fit(task.train, checkpoint=ckpt, callback=kill_at_2)
+    fit_killed(make(name, epochs=3, device=device), task.train, ckpt)
     resumed = make(name, epochs=3, device=device).fit(task.train, checkpoint=ckpt)
     assert resumed.epoch_ == 3
     for (k, a), (_, b) in zip(

@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from conftest import fit_killed
 from test_methods import METHODS, TINY
 from tinydata import tiny_dataset
 from unseen.cli import main
@@ -124,16 +125,8 @@ def test_bf16_resume_after_kill_equals_uninterrupted(name, task, tmp_path, devic
     weights, and a checkpoint trained in bf16 is refused by an fp32 fit."""
     full = make(name, "bf16", device, epochs=3).fit(task.train)
 
-    class Killed(Exception):
-        pass
-
-    def kill_at_2(epoch, _m):
-        if epoch == 2:
-            raise Killed
-
     ckpt = tmp_path / "ckpt.pt"
-    with pytest.raises(Killed):
-        make(name, "bf16", device, epochs=3).fit(task.train, checkpoint=ckpt, callback=kill_at_2)
+    fit_killed(make(name, "bf16", device, epochs=3), task.train, ckpt)
     with pytest.raises(ConfigError, match=r"precision bf16.*asks for fp32"):
         make(name, "fp32", device, epochs=3).fit(task.train, checkpoint=ckpt)
     resumed = make(name, "bf16", device, epochs=3).fit(task.train, checkpoint=ckpt)
