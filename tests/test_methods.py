@@ -61,6 +61,14 @@ TINY: dict[str, dict] = {
         hidden_d=16,
         critic_steps=2,
     ),
+    "tfvaegan": dict(
+        epochs=2,
+        batch_size=16,
+        hidden_e=16,
+        hidden_g=16,
+        hidden_d=16,
+        critic_steps=2,
+    ),
     "cgan-immd": dict(
         epochs=2, batch_size=16, hidden_g=16, hidden_d=16, critic_steps=2, pretrain_epochs=2
     ),

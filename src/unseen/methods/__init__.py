@@ -18,6 +18,7 @@ from unseen.methods.gsmflow import GSMFlow, GSMFlowConfig
 from unseen.methods.izf import IZF, IZFConfig
 from unseen.methods.meanreg import MeanReg, MeanRegConfig
 from unseen.methods.seen_softmax import SeenSoftmax, SeenSoftmaxConfig
+from unseen.methods.tfvaegan import TFVAEGAN, TFVAEGANConfig
 
 __all__ = [
     "CLSWGAN",
@@ -26,6 +27,7 @@ __all__ = [
     "FVAEGAN",
     "GMN",
     "IZF",
+    "TFVAEGAN",
     "CGANiMMD",
     "CGANiMMDConfig",
     "CLSWGANConfig",
@@ -42,6 +44,7 @@ __all__ = [
     "MethodConfig",
     "SeenSoftmax",
     "SeenSoftmaxConfig",
+    "TFVAEGANConfig",
     "TLCoupling",
     "TLCouplingConfig",
     "available_methods",

@@ -255,6 +255,25 @@ class FVAEGAN(GenerativeMethod):
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         return z, mu, logvar
 
+    def _generate(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """``G(z, a)``: every synthetic feature of training and :meth:`sample` goes through
+        here (tf-VAEGAN adds its feedback to G's hidden layer in its override)."""
+        return self.nets_["generator"](z, a)
+
+    def _real_batch_hook(self, x: torch.Tensor, a: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run on each critic step's real batch before the critic update; returns losses for
+        the log. Nothing here (tf-VAEGAN trains its semantic decoder on it)."""
+        return {}
+
+    def _generator_extra(self, fake: torch.Tensor, a: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Extra terms of the E/G objective on the synthetic batch ``fake`` of classes ``a``
+        (summed into the loss, logged by name). None here (tf-VAEGAN: its cycle loss)."""
+        return {}
+
+    def _generator_optimizers(self) -> list[torch.optim.Optimizer]:
+        """The optimizers stepped on the E/G objective."""
+        return [self.optimizers_["encoder"], self.optimizers_["generator"]]
+
     def _critic_step(
         self, critic: str, x: torch.Tensor, a_real: torch.Tensor, a_fake: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -267,7 +286,7 @@ class FVAEGAN(GenerativeMethod):
                 z = self._encode(x, a_real)[0]
             else:
                 z = torch.randn(len(a_fake), G.noise_dim, device=x.device)
-            fake = G(z, a_fake)
+            fake = self._generate(z, a_fake)
         scores = D(torch.cat([fake, x]), torch.cat([a_fake, a_real]))
         d_fake, d_real = scores[: len(fake)].mean(), scores[len(fake) :].mean()
         gp = gradient_penalty(
@@ -309,6 +328,8 @@ class FVAEGAN(GenerativeMethod):
                 # a fresh random batch per critic step (official)
                 idx = torch.randint(n, (B,), device=dev)
                 a = sem[labels[idx]]
+                for key, value in self._real_batch_hook(x_all[idx], a).items():
+                    add(key, value / c.critic_steps)
                 loss_d, w = self._critic_step("critic", x_all[idx], a, a)
                 if D2 is not None:
                     x_u = data.unlabeled[torch.randint(len(data.unlabeled), (B,), device=dev)]
@@ -325,20 +346,23 @@ class FVAEGAN(GenerativeMethod):
             idx = torch.randint(n, (B,), device=dev)
             x, a = x_all[idx], sem[labels[idx]]
             z, mu, logvar = self._encode(x, a)
-            recon_x = G(z, a)
+            recon_x = self._generate(z, a)
             rec, kl = vae_loss(recon_x, x, mu, logvar, c.recon)
             if c.encoded_noise:
                 fake = recon_x
             else:
-                fake = G(torch.randn(B, G.noise_dim, device=dev), a)
+                fake = self._generate(torch.randn(B, G.noise_dim, device=dev), a)
             adv = -D1(fake, a).mean()
             loss = rec + kl + c.gamma_g * adv
+            for key, value in self._generator_extra(fake, a).items():
+                loss = loss + value
+                add(key, value.detach())
             if D2 is not None:
                 a_u = sem[fake_classes()]
-                adv_u = -D2(G(torch.randn(B, G.noise_dim, device=dev), a_u)).mean()
+                adv_u = -D2(self._generate(torch.randn(B, G.noise_dim, device=dev), a_u)).mean()
                 loss = loss + c.gamma_g2 * adv_u
                 add("generator_u", adv_u.detach())
-            self.optimize(loss, self.optimizers_["encoder"], self.optimizers_["generator"])
+            self.optimize(loss, *self._generator_optimizers())
             add("recon", rec.detach())
             add("kl", kl.detach())
             add("generator", adv.detach())
@@ -350,4 +374,4 @@ class FVAEGAN(GenerativeMethod):
         self._check_fitted()
         G = self.nets_["generator"]
         a = class_semantics.to(self.device).repeat_interleave(n_per_class, dim=0)
-        return G(torch.randn(len(a), G.noise_dim, device=self.device), a)
+        return self._generate(torch.randn(len(a), G.noise_dim, device=self.device), a)
