@@ -21,7 +21,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-_FENCE = re.compile(r"```(?:bash|sh|shell|console)?\n(.*?)```", re.S)
+# every fenced block (any language, so a yaml block's closing fence is not taken as an opening
+# one); the shell ones hold commands
+_FENCE = re.compile(r"```([\w-]*)\n(.*?)```", re.S)
+_SHELL = {"", "bash", "sh", "shell", "console"}
 _SCRIPT = re.compile(r"benchmarks/\w+\.py")
 
 
@@ -29,7 +32,9 @@ def _commands(path: Path) -> list[tuple[str, str]]:
     """(where, command line) of the commands in a markdown file."""
     text = path.read_text()
     found = []
-    for block in _FENCE.findall(text):
+    for lang, block in _FENCE.findall(text):
+        if lang not in _SHELL:
+            continue
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split(" # ")[0].strip().removeprefix("$ ")
             if line and not line.startswith("#"):

@@ -43,6 +43,15 @@ keys on top (rendered by :mod:`unseen.bench.study`)::
       - method: gmn
         runner: real-only           # a named row runner (unseen.bench.runners.RUNNERS)
 
+Robustness across class splits (Rossi et al. 2024): ``splits`` adds a split axis. Every job
+then runs on the proposed split and on ``n`` alternative class splits drawn by ``unseen
+splits`` (:func:`unseen.data.splits.write_splits`: the proposed split's counts, ``seed``),
+each as ``data.splits`` = ``<folder>/<DATASET>_seed<seed>_split<k>.mat``; the files are drawn
+before the first job that needs them (never replaced), and the report adds a table of each
+row's proposed-split number beside its mean ± std over the alternative splits::
+
+    splits: {n: 3, seed: 0, folder: runs/splits}     # or: unseen bench GRID --splits 3
+
 Every job's row is its variant (or sweep point) name, its column the column's name.
 
 Relative paths in a grid or sweep file (``config``, ``data_root``, ``import``, ``papers``)
@@ -84,6 +93,7 @@ __all__ = [
     "path_anchors",
     "read_run_folder",
     "resolve_path",
+    "split_files",
 ]
 
 _GRID_KEYS = {
@@ -101,7 +111,9 @@ _GRID_KEYS = {
     "columns",
     "validate_only",
     "layout",
+    "splits",
 }
+_SPLITS_KEYS = {"n", "seed", "folder"}
 _ENTRY_KEYS = {
     "label",
     "method",
@@ -137,6 +149,7 @@ class Job:
     sweep: list[tuple[str, Any]] = field(default_factory=list)
     runner: str = "protocol"  # how the job runs (unseen.bench.runners.RUNNERS)
     validate_only: bool = False  # stop after the validation choice
+    split: str = ""  # "" = the dataset's proposed split, else "split<k>" (grid ``splits``)
 
     @property
     def slug(self) -> str:
@@ -155,6 +168,24 @@ class Grid:
     papers: Path | None = None
     description: str = ""
     layout: dict[str, Any] = field(default_factory=dict)  # a study's (unseen.bench.study)
+    # the split axis (grid ``splits``): {"n", "seed", "folder"}; empty without one
+    splits: dict[str, Any] = field(default_factory=dict)
+
+    def split_files(self, dataset: str) -> list[Path]:
+        """The alternative split files of ``dataset`` (split 1 first); none without a split
+        axis."""
+        return split_files(self.splits, dataset)
+
+
+def split_files(axis: dict[str, Any], dataset: str) -> list[Path]:
+    """``<folder>/<DATASET>_seed<seed>_split<k>.mat`` for k = 1..n of a split ``axis``
+    (the grid's ``splits``); none for an empty axis."""
+    from unseen.data.splits import split_file_name
+
+    if not axis:
+        return []
+    n, seed, folder = axis["n"], axis["seed"], axis["folder"]
+    return [folder / split_file_name(dataset, seed, k) for k in range(1, n + 1)]
 
 
 def normalized_config(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -273,6 +304,7 @@ def expand(
     config: str | None = None,
     rows: list[str] | None = None,
     validate_only: bool = False,
+    splits: int | None = None,
 ) -> Grid:
     """Expand a parsed grid into jobs (entries x datasets x variants or sweep points x
     columns).
@@ -282,8 +314,9 @@ def expand(
     grid's, ``sets`` (``section.key=value``) add to its ``set`` (an entry's, a variant's and a
     column's own settings still win; a ``method.`` key reaches the entries whose method has
     it), ``config`` is the config file of every entry that names
-    none, ``rows`` keeps the jobs whose row or label matches one of these shell patterns, and
-    ``validate_only`` stops every job after its validation choice.
+    none, ``rows`` keeps the jobs whose row or label matches one of these shell patterns,
+    ``validate_only`` stops every job after its validation choice, and ``splits`` (a count)
+    adds or replaces the number of alternative class splits of the grid's ``splits``.
 
     Raises:
         ConfigError: for unknown keys, an entry whose method is not registered or whose
@@ -308,6 +341,7 @@ def expand(
     columns = raw.get("columns") or {"": {}}
     if not isinstance(columns, dict):
         raise ConfigError(f"{where}: 'columns' must map column names to settings")
+    split_axis = _split_axis(raw.get("splits"), splits, anchors, where)
     ctx = _Context(
         where=where,
         anchors=anchors,
@@ -316,6 +350,7 @@ def expand(
         device=device or raw.get("device"),
         config=config,
         validate_only=bool(validate_only or raw.get("validate_only", False)),
+        splits=split_axis,
     )
     jobs: list[Job] = []
     for i, entry in enumerate(entries):
@@ -342,6 +377,11 @@ def expand(
     from unseen.bench.study import check_layout
 
     check_layout(layout, ctx.validate_only, where)
+    if layout and split_axis:
+        raise ConfigError(
+            f"{where}: 'splits' (or --splits) is for report grids; a study table "
+            "('layout') has no place for split rows"
+        )
     return Grid(
         name=str(raw.get("name") or (path.stem if path else "grid")),
         path=path,
@@ -351,7 +391,28 @@ def expand(
         papers=_papers_file(papers, anchors, where) if papers else None,
         description=str(raw.get("description", "")),
         layout=layout,
+        splits=split_axis,
     )
+
+
+def _split_axis(value: Any, count: int | None, anchors: list[Path], where: str) -> dict[str, Any]:
+    """The grid's ``splits`` mapping checked and completed (``--splits N`` sets ``n``)."""
+    if value is None and not count:
+        return {}
+    if value is None:
+        value = {}
+    if not isinstance(value, dict) or set(value) - _SPLITS_KEYS:
+        raise ConfigError(
+            f"{where}: 'splits' must be a mapping with keys {sorted(_SPLITS_KEYS)}, e.g. "
+            f"{{n: 3, seed: 0, folder: runs/splits}}; got {value!r}"
+        )
+    n = count if count else value.get("n")
+    seed = value.get("seed", 0)
+    for key, v, lo in (("n", n, 1), ("seed", seed, 0)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ConfigError(f"{where}: splits.{key} must be an integer >= {lo}, got {v!r}")
+    folder = resolve_path(value.get("folder", "runs/splits"), anchors, missing_from=-1)
+    return {"n": n, "seed": seed, "folder": folder}
 
 
 def _only_rows(jobs: list[Job], patterns: list[str]) -> list[Job]:
@@ -402,6 +463,15 @@ class _Context:
     device: str | None
     config: str | None
     validate_only: bool
+    splits: dict[str, Any] = field(default_factory=dict)
+
+    def dataset_splits(self, dataset: str) -> list[tuple[str, dict[str, Any]]]:
+        """("", {}) for the proposed split, then ("split<k>", {"data": {"splits": file}})."""
+        files = split_files(self.splits, dataset)
+        alternatives = [
+            (f"split{k}", {"data": {"splits": str(f)}}) for k, f in enumerate(files, start=1)
+        ]
+        return [("", {}), *alternatives]
 
 
 def _entry_datasets(entry: Any, datasets: list[str], where: str) -> list[str]:
@@ -465,51 +535,58 @@ def _entry_jobs(
     borrowed = _borrowed(entry.get("borrow"), dataset, where, ctx)
     jobs: list[Job] = []
     by_key: dict[str, Job] = {}
-    for vname, vset, sweep in _entry_points(entry, where):
-        for cname, cset in columns.items():
-            overrides = _merge(
-                borrowed,
-                common,
-                _sets(entry.get("set"), where),
-                _sets(vset, f"{where}.{vname}"),
-                _sets(cset, f"{ctx.where}: columns.{cname}"),
+    points = [
+        (point, column, split)
+        for point in _entry_points(entry, where)
+        for column in columns.items()
+        for split in ctx.dataset_splits(dataset)
+    ]
+    for (vname, vset, sweep), (cname, cset), (split, split_set) in points:
+        overrides = _merge(
+            borrowed,
+            common,
+            _sets(entry.get("set"), where),
+            _sets(vset, f"{where}.{vname}"),
+            _sets(cset, f"{ctx.where}: columns.{cname}"),
+            split_set,
+        )
+        cfg = resolve_run_config(
+            method,
+            dataset,
+            data_root=ctx.data_root,
+            config_file=config_file,
+            overrides=overrides,
+            seeds=ctx.seeds,
+            device=ctx.device,
+        )
+        spec = cfg.to_dict()
+        if runner != "protocol":
+            spec["runner"] = runner
+        key = config_key(spec)
+        if sweep is not None and key in by_key:  # another point of the same run
+            by_key[key].sweep.append(sweep)
+            by_key[key].label += f" = {vname}"
+            continue
+        in_paper = vname in entry.get("paper_variants", [vname])
+        jobs.append(
+            Job(
+                label=" ".join(x for x in (label, vname, cname and f"[{cname}]") if x),
+                method=method,
+                dataset=dataset,
+                variant=vname,
+                config=cfg,
+                key=key,
+                paper=entry.get("paper") if in_paper else None,
+                import_only=bool(entry.get("import_only", False)),
+                row=vname or label,
+                column=str(cname),
+                sweep=[sweep] if sweep is not None else [],
+                runner=runner,
+                validate_only=ctx.validate_only,
+                split=split,
             )
-            cfg = resolve_run_config(
-                method,
-                dataset,
-                data_root=ctx.data_root,
-                config_file=config_file,
-                overrides=overrides,
-                seeds=ctx.seeds,
-                device=ctx.device,
-            )
-            spec = cfg.to_dict()
-            if runner != "protocol":
-                spec["runner"] = runner
-            key = config_key(spec)
-            if sweep is not None and key in by_key:  # another point of the same run
-                by_key[key].sweep.append(sweep)
-                by_key[key].label += f" = {vname}"
-                continue
-            in_paper = vname in entry.get("paper_variants", [vname])
-            jobs.append(
-                Job(
-                    label=" ".join(x for x in (label, vname, cname and f"[{cname}]") if x),
-                    method=method,
-                    dataset=dataset,
-                    variant=vname,
-                    config=cfg,
-                    key=key,
-                    paper=entry.get("paper") if in_paper else None,
-                    import_only=bool(entry.get("import_only", False)),
-                    row=vname or label,
-                    column=str(cname),
-                    sweep=[sweep] if sweep is not None else [],
-                    runner=runner,
-                    validate_only=ctx.validate_only,
-                )
-            )
-            by_key[key] = jobs[-1]
+        )
+        by_key[key] = jobs[-1]
     return jobs
 
 

@@ -196,6 +196,40 @@ def _check_data(jobs: list[Job]) -> None:
             )
 
 
+def _draw_splits(grid: Grid, jobs: list[Job], say: Any) -> None:
+    """Draw the alternative class splits the ``jobs`` need (grid ``splits``) with ``unseen
+    splits``' function, once per dataset; existing files are used as they are, never
+    replaced, and a partial set is refused (its files would not come from one draw)."""
+    from unseen.data.splits import write_splits
+    from unseen.errors import ConfigError
+
+    for job in jobs:
+        if not job.split:
+            continue
+        files = grid.split_files(job.dataset)
+        there = [f.exists() for f in files]
+        if all(there):
+            continue
+        if any(there):
+            missing = [str(f) for f, ok in zip(files, there, strict=True) if not ok]
+            raise ConfigError(
+                f"{job.label} / {job.dataset}: the split folder {grid.splits['folder']} holds "
+                f"some of the {len(files)} split files of seed {grid.splits['seed']} but not "
+                f"{', '.join(missing)}; remove the others or give another splits.folder (files "
+                "of one draw belong together)"
+            )
+        data = job.config.data
+        written = write_splits(
+            data.root,
+            job.dataset,
+            features=data.features,
+            n=grid.splits["n"],
+            seed=grid.splits["seed"],
+            out=grid.splits["folder"],
+        )
+        say(f"[bench] {job.dataset}: drew {len(written)} class splits into {grid.splits['folder']}")
+
+
 def run_grid(
     grid: Grid,
     out: Path,
@@ -237,6 +271,7 @@ def run_grid(
         todo.append(job)
     if todo and executor is not None:
         _check_data(todo)
+        _draw_splits(grid, todo, say)
         say(f"[bench] running {len(todo)} job(s) on the {executor.name} executor")
         from unseen.methods.base import loaded_plugins
 

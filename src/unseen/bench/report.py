@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from unseen.bench.grid import Grid
+from unseen.bench.robustness import robustness_lines
 from unseen.bench.store import METRICS, Store
 from unseen.eval.results import format_mean_std, mean_std
 
@@ -66,6 +67,7 @@ def summarize_rows(grid: Grid, rows: list[dict[str, Any]]) -> list[dict[str, Any
             {
                 "label": job.label,
                 "dataset": job.dataset,
+                "split": job.split,
                 "method": job.method,
                 "paper": job.paper,
                 "seeds": sorted(r["seed"] for r in mine),
@@ -210,7 +212,8 @@ def write_report(
     if status_line:
         lines += [f"This regeneration: {status_line}.", ""]
     for dataset in dict.fromkeys(j.dataset for j in grid.jobs):
-        mine = [s for s in summary if s["dataset"] == dataset]
+        # the main tables show the proposed split; other splits go to the robustness table
+        mine = [s for s in summary if s["dataset"] == dataset and not s["split"]]
         lines += [f"## {dataset}", ""]
         synthetic = synthetic_dataset(dataset)
         if synthetic:
@@ -234,7 +237,7 @@ def write_report(
                 pu = "not published" if s["paper"] else "-"
             cells = " | ".join(_cell(s["stats"], k) for k in SHOWN)
             lines.append(f"| {s['label']} | {len(s['seeds'])} | {cells} | {pu} | {pt} |")
-        missing = [j.label for j in grid.jobs if j.dataset == dataset]
+        missing = [j.label for j in grid.jobs if j.dataset == dataset and not j.split]
         missing = [m for m in missing if m not in {s["label"] for s in mine}]
         if missing:
             lines += ["", f"Not in this report (no finished run yet): {', '.join(missing)}."]
@@ -242,6 +245,8 @@ def write_report(
         fig = _figure(mine, papers, dataset, out, bool(note), synthetic=synthetic)
         if fig:
             lines += [f"![H per row on {dataset}]({fig.name})", ""]
+        if grid.splits:
+            lines += robustness_lines(summary, dataset, grid.splits["n"])
     if grid.skipped:
         lines += ["Grid entries not expanded: " + "; ".join(grid.skipped) + ".", ""]
     lines += [
@@ -251,8 +256,9 @@ def write_report(
         "|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
+        where = f"{s['dataset']} {s['split']}" if s["split"] else s["dataset"]
         lines.append(
-            f"| {s['label']} | {s['dataset']} | {', '.join(s['sources'])} | "
+            f"| {s['label']} | {where} | {', '.join(s['sources'])} | "
             f"{', '.join(_rel(d, cwd) for d in s['run_dirs'])} | {s['finished']} | "
             f"{'; '.join(s['code_versions'])} | {', '.join(s['devices'])} | "
             f"{s['total_seconds'] / 3600:.2f} |"
@@ -283,7 +289,7 @@ def _write_csv(summary: list[dict[str, Any]], rows: list[dict[str, Any]], out: P
     with open(out / "summary.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(
-            ["dataset", "row", "method", "n_seeds"]
+            ["dataset", "split", "row", "method", "n_seeds"]
             + [f"{m}_{x}" for m in METRICS for x in ("mean", "std")]
             + ["source", "run_dirs", "finished", "code_version"]
         )
@@ -295,6 +301,7 @@ def _write_csv(summary: list[dict[str, Any]], rows: list[dict[str, Any]], out: P
             w.writerow(
                 [
                     s["dataset"],
+                    s["split"] or "proposed",
                     s["label"],
                     s["method"],
                     len(s["seeds"]),

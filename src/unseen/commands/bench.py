@@ -67,6 +67,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--device", help="override the grid's device for every job (cpu, cuda)")
     b.add_argument("--seeds", type=int, nargs="+", help="override the grid's seeds")
     b.add_argument(
+        "--splits",
+        type=int,
+        metavar="N",
+        help="also run every job on N alternative class splits (grid key `splits`: drawn by "
+        "`unseen splits` into runs/splits, seed 0, unless the grid says otherwise) and add the "
+        "robustness table to the report",
+    )
+    b.add_argument(
         "--data-root", help="override the grid's data_root (the folder holding <DATASET>/)"
     )
     b.add_argument(
@@ -96,7 +104,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             raise ConfigError(f"--reference {item!r} must look like LABEL=RUN_FOLDER")
         references[label] = Path(folder)
     # options named as load_grid's keywords, --dataset and --set replace or add to grid values
-    same = "device seeds data_root config rows validate_only"
+    same = "device seeds data_root config rows validate_only splits"
     options = {name: getattr(args, name) for name in same.split()}
     grid = load_grid(args.grid, datasets=args.dataset, sets=args.set, **options)
     default = f"runs/bench-{grid.name}" + (f"-{'+'.join(args.dataset)}" if args.dataset else "")
