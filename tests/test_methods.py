@@ -61,18 +61,22 @@ TINY: dict[str, dict] = {
         hidden_d=16,
         critic_steps=2,
     ),
-    "tfvaegan": dict(
+    "cegzsl": dict(
         epochs=2,
         batch_size=16,
-        hidden_e=16,
         hidden_g=16,
         hidden_d=16,
+        embed_dim=16,
+        proj_dim=8,
+        hidden_f=16,
         critic_steps=2,
     ),
     "cgan-immd": dict(
         epochs=2, batch_size=16, hidden_g=16, hidden_d=16, critic_steps=2, pretrain_epochs=2
     ),
 }
+
+TINY["tfvaegan"] = TINY["fvaegan"]  # f-VAEGAN's sizes (its decoder and F are hidden_g wide)
 
 METHODS = sorted(available_methods())
 

@@ -7,6 +7,7 @@ from unseen.methods.base import (
     get_method,
     register,
 )
+from unseen.methods.cegzsl import CEGZSL, CEGZSLConfig
 from unseen.methods.cgan_immd import CGANiMMD, CGANiMMDConfig
 from unseen.methods.clswgan import CLSWGAN, CLSWGANConfig
 from unseen.methods.coupling import TLCoupling, TLCouplingConfig
@@ -21,6 +22,7 @@ from unseen.methods.seen_softmax import SeenSoftmax, SeenSoftmaxConfig
 from unseen.methods.tfvaegan import TFVAEGAN, TFVAEGANConfig
 
 __all__ = [
+    "CEGZSL",
     "CLSWGAN",
     "CVAE",
     "ESZSL",
@@ -28,6 +30,7 @@ __all__ = [
     "GMN",
     "IZF",
     "TFVAEGAN",
+    "CEGZSLConfig",
     "CGANiMMD",
     "CGANiMMDConfig",
     "CLSWGANConfig",
