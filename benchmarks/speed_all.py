@@ -13,6 +13,7 @@ flow's own likelihood step beside the FrEIA reference of the same architecture.
     python benchmarks/speed_all.py                           # every method, every shape
     python benchmarks/speed_all.py --methods izf --shapes FLO --steps 2 --device cuda
     python benchmarks/speed_all.py --shapes FLO-effnet --precisions fp32 bf16  # fp32 vs bf16
+    python benchmarks/speed_all.py --shapes FLO-effnet --seed-batch 3   # 1 seed vs 3 batched
     python benchmarks/speed_all.py --methods clswgan tlcoupling --shapes FLO-effnet \
         --set method.hidden_g=1024 method.hidden_d=1024 method.batch_size=64   # other sizes
 
@@ -22,7 +23,9 @@ before the model was built, on CUDA ``torch.cuda.max_memory_allocated``.
 ``--precisions fp32 bf16`` measures each method in each precision (the method's
 ``precision``: bf16/fp16 autocast, see unseen.methods.precision), one fresh process each, back
 to back, and adds a table of the ratios; the flow reference then times unseen's flow in that
-precision against FrEIA in fp32.
+precision against FrEIA in fp32. ``--seed-batch K`` also measures each method that can train
+seeds as one batched model (``--batch-seeds``, unseen.methods.seedbatch) with K seeds stacked,
+and adds a table of one seed's step, K seeds' batched step and K sequential steps (K x one).
 
 Networks have the sizes of the method's shipped per-dataset config (``configs/<method>/
 <DATASET>.yaml``, the paper sizes where the paper gives them), or other sizes and settings
@@ -84,10 +87,17 @@ def _peak(device, base_rss: float) -> dict:
 
 
 def measure_method(
-    method: str, shape: str, steps: int, device_name: str, precision: str = "fp32", sets=()
+    method: str,
+    shape: str,
+    steps: int,
+    device_name: str,
+    precision: str = "fp32",
+    sets=(),
+    seeds: int = 1,
 ) -> dict:
     """One method at one shape and precision: step time, epoch estimate, FLOPs, memory.
-    ``sets``: ``method.KEY=VALUE`` over the shipped config, those of keys the method has."""
+    ``sets``: ``method.KEY=VALUE`` over the shipped config, those of keys the method has.
+    ``seeds`` > 1: that many seeds trained as one stacked model (one step = one step of each)."""
     import torch
 
     from unseen.config import parse_set, resolve_run_config
@@ -104,6 +114,8 @@ def measure_method(
     batch = int(cfg.batch_size)
     base_rss = rss_mib()
     m = cls(cfg, device=device, seed=0, precision=precision)
+    if seeds > 1:
+        m.seed_batch_ = list(range(seeds))
     # Build + the method's one-off set-up (_prepare: e.g. f-CLSWGAN's seen-class classifier)
     # on one minibatch; the set-up is not part of the per-epoch cost measured below.
     m.fit(fake_data(batch, shape, device), epochs=0)
@@ -138,6 +150,7 @@ def measure_method(
         "method": method,
         "shape": shape,
         "precision": precision,
+        "seeds": seeds,
         "config": source,
         "batch": batch,
         "steps_timed": steps * rows_factor,
@@ -254,6 +267,8 @@ def _flow_reference(m, shape: str, device, reps: int = 5) -> dict | None:
 
 
 def table(rows: list[dict]) -> str:
+    batched = [r for r in rows if r.get("seeds", 1) > 1]
+    rows = [r for r in rows if r.get("seeds", 1) == 1]
     head = (
         "| method | shape | precision | batch | step ms | epoch s (extrap.) | samples/s | "
         "GFLOP/step | GFLOP/s | sgemm GFLOP/s | % of sgemm | peak MiB |"
@@ -272,6 +287,7 @@ def table(rows: list[dict]) -> str:
             f"{100 * r['gflops'] / r['sgemm_gflops']:.0f}% | {r['peak_mib']:.0f} |"
         )
     lines += _precision_table(rows)
+    lines += _seed_table(rows, batched)
     setups = [r for r in rows if r.get("setup_s_extrapolated")]
     if setups:
         lines += [
@@ -341,6 +357,32 @@ def _precision_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _seed_table(single: list[dict], batched: list[dict]) -> list[str]:
+    """One seed's step beside K seeds trained as one batched model and K sequential steps."""
+    if not batched:
+        return []
+    one = {(r["method"], r["shape"], r.get("precision", "fp32")): r for r in single}
+    lines = [
+        "",
+        "Seeds as one batched model (`--batch-seeds`): one step of every seed:",
+        "",
+        "| method | shape | precision | seeds | 1 seed ms | batched ms | sequential ms (seeds x 1) "
+        "| batched / sequential | batched / 1 seed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in batched:
+        key = (r["method"], r["shape"], r.get("precision", "fp32"))
+        if "error" in r or key not in one or "error" in one[key]:
+            lines.append(f"| {' | '.join(key)} | {r['seeds']} | - | {r.get('error', '-')} |")
+            continue
+        k, t1, tk = r["seeds"], one[key]["step_ms"], r["step_ms"]
+        lines.append(
+            f"| {' | '.join(key)} | {k} | {t1:.0f} | {tk:.0f} | {k * t1:.0f} | "
+            f"{tk / (k * t1):.2f} | {tk / t1:.2f} |"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = speed_parser(__doc__)
     p.add_argument("--methods", nargs="+", help="default: every registered method")
@@ -351,6 +393,13 @@ def main(argv: list[str] | None = None) -> int:
         "--precisions", nargs="+", default=["fp32"], choices=PRECISIONS, help="fp16: CUDA only"
     )
     p.add_argument("--amp", action="store_true", help="the same as --precisions bf16")
+    p.add_argument(
+        "--seed-batch",
+        type=int,
+        default=1,
+        metavar="K",
+        help="also measure K seeds as one batched model (methods that support it)",
+    )
     p.add_argument("--out", help="also write the rows as JSON and the table as Markdown here")
     p.add_argument(
         "--append",
@@ -362,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.amp:
         args.precisions = ["bf16"]
     if args.one:
-        r = measure_method(*args.one, args.steps, args.device, args.precisions[0], args.set)
+        r = measure_method(
+            *args.one, args.steps, args.device, args.precisions[0], args.set, args.seed_batch
+        )
         print(json.dumps(r), flush=True)  # the last line: what in_fresh_process returns
         return 0
     from unseen.methods import available_methods, get_method
@@ -381,20 +432,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = []
     for method in methods:
-        for shape, precision in itertools.product(args.shapes, args.precisions):
+        counts = [1]
+        if args.seed_batch > 1 and get_method(method).supports_seed_batch:
+            counts.append(args.seed_batch)
+        for shape, precision, seeds in itertools.product(args.shapes, args.precisions, counts):
             cmd = ["--one", method, shape, "--steps", str(args.steps), "--device", args.device]
+            cmd += ["--seed-batch", str(seeds)]
             cmd += ["--threads", str(args.threads), *(["--set", *args.set] if args.set else [])]
             t = time.time()
             try:
                 r = in_fresh_process([*cmd, "--precisions", precision])
             except RuntimeError as exc:
                 error = str(exc)[:200]
-                rows.append(dict(method=method, shape=shape, precision=precision, error=error))
+                rows.append(
+                    dict(method=method, shape=shape, precision=precision, seeds=seeds, error=error)
+                )
                 print(f"{method} {shape} {precision}: FAILED: {exc}", flush=True)
                 continue
             rows.append(r)
             print(
-                f"{method:11} {shape:10} {precision} step {r['step_ms']:8.0f} ms  "
+                f"{method:11} {shape:10} {precision} x{seeds} step {r['step_ms']:8.0f} ms  "
                 f"epoch ~{r['epoch_s_extrapolated']:7.1f} s"
                 f"  {r['gflops']:6.1f} GFLOP/s (sgemm {r['sgemm_gflops']:.1f})"
                 f"  peak {r['peak_mib']:.0f} MiB  [{time.time() - t:.0f} s]",
@@ -403,8 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.append and args.out and Path(args.out).with_suffix(".json").exists():
         old = json.loads(Path(args.out).with_suffix(".json").read_text())["rows"]
 
-        def key(r: dict) -> tuple[str, str, str]:
-            return r["method"], r["shape"], r.get("precision", "fp32")
+        def key(r: dict) -> tuple[str, str, str, int]:
+            return r["method"], r["shape"], r.get("precision", "fp32"), r.get("seeds", 1)
 
         fresh = {key(r) for r in rows}
         rows = [r for r in old if key(r) not in fresh] + rows

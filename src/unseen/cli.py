@@ -88,6 +88,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--device", help="cpu, cuda, cuda:1, ... (default cpu)")
     _add_precision_option(r)
+    r.add_argument(
+        "--batch-seeds",
+        action="store_true",
+        default=None,
+        help="train the test seeds as one batched model where the method supports it (the "
+        "same numbers up to float rounding; faster on GPUs); config key run.seed_batch",
+    )
     r.add_argument("--out", help="output folder (default runs/<method>-<dataset>)")
     r.add_argument(
         "--force",
@@ -263,6 +270,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         device=args.device,
         precision=args.precision,
+        seed_batch=args.batch_seeds,
     )
     out = args.out or f"runs/{args.method}-{Path(args.dataset).stem}"
     print(f"unseen {__version__}: {args.method} on {args.dataset} -> {out}", flush=True)

@@ -162,6 +162,9 @@ class RunConfig:
     #: accuracy cost of the others is measured on validation), bf16, or fp16 (CUDA only);
     #: see unseen.methods.precision. The final classifiers always train in fp32.
     precision: str = "fp32"
+    #: train the test seeds as one batched model (unseen.methods.seedbatch) where the method
+    #: supports it; the same numbers as one after another up to floating-point rounding
+    seed_batch: bool = False
     #: where the values came from (defaults, per-dataset file, --config, --set), for logs;
     #: not part of the config itself (run.yaml, config keys)
     sources: list[str] = field(default_factory=list, compare=False)
@@ -183,6 +186,8 @@ class RunConfig:
         }
         if self.precision != "fp32":
             out["precision"] = self.precision
+        if self.seed_batch:  # as precision: absent when off, so older keys stay the same
+            out["seed_batch"] = True
         return out
 
     @classmethod
@@ -198,12 +203,13 @@ class RunConfig:
             seeds=list(d.get("seeds") or [0]),
             device=d.get("device", "cpu"),
             precision=d.get("precision", "fp32"),
+            seed_batch=bool(d.get("seed_batch", False)),
         )
 
 
 SECTIONS = ("method", "data", "classifier", "selection", "run")
 #: keys of a config file's ``run`` section (and of ``--set run.KEY=VALUE``)
-RUN_KEYS = ("seeds", "device", "precision")
+RUN_KEYS = ("seeds", "device", "precision", "seed_batch")
 
 
 CONFIG_PATH_ENV = "UNSEEN_CONFIG_PATH"
@@ -352,6 +358,7 @@ def resolve_run_config(
     seeds: list[int] | None = None,
     device: str | None = None,
     precision: str | None = None,
+    seed_batch: bool | None = None,
 ) -> RunConfig:
     """Merge defaults, the shipped per-dataset config, a user file and overrides.
 
@@ -390,6 +397,7 @@ def resolve_run_config(
         seeds=list(seeds if seeds is not None else run.get("seeds", [0, 1, 2])),
         device=device or run.get("device", "cpu"),
         precision=precision or run.get("precision", "fp32"),
+        seed_batch=seed_batch if seed_batch is not None else run.get("seed_batch", False),
     )
     # Validate the method params now (unknown keys fail before any work is done).
     params = merged.get("method", {})
@@ -530,6 +538,8 @@ def validate_run_config(cfg: RunConfig) -> None:
     from unseen.methods.precision import check_precision
 
     check_precision(cfg.precision, cfg.device)
+    if not isinstance(cfg.seed_batch, bool):
+        raise ConfigError(f"run.seed_batch must be true or false, got {cfg.seed_batch!r}")
     method_cls = get_method(cfg.method)
     defaults = dataclasses.asdict(method_cls.config_class())
     mcfg = config_from_dict(method_cls.config_class, {**defaults, **cfg.method_params}, "method")

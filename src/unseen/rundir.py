@@ -51,6 +51,7 @@ _FORMAT = "unseen-manifest-v1"
 #: files whose appearance or change means a run made progress worth resuming
 PROGRESS_FILES = (
     "checkpoint.pt",
+    "batch_checkpoint.pt",
     "model.pt",
     "records.json",
     "health.json",
@@ -61,7 +62,9 @@ PROGRESS_FILES = (
 _SEED_DIR = re.compile(r"seed_\d+$")
 #: the files the runner may write into ``validation/`` and into each ``seed_<s>/``
 VALIDATION_FILES = ("records.json", "health.json", "checkpoint.pt", "model.pt", "selection.json")
-SEED_FILES = ("checkpoint.pt", "model.pt", "metrics.json")
+# batch_checkpoint.pt: the seeds trained as one batched model (--batch-seeds), kept in the
+# folder of the first of them while they train
+SEED_FILES = ("checkpoint.pt", "model.pt", "metrics.json", "batch_checkpoint.pt")
 #: what unseen wrote into a folder made before manifests existed (used by --force there)
 _LEGACY_TOP = ("run.yaml", "results.json", "log.txt", MANIFEST, LOCK)
 _LEGACY_INNER = {

@@ -236,6 +236,66 @@ def fit_method(
     )
 
 
+BATCH_FILE = "batch_checkpoint.pt"
+
+
+def fit_seeds_together(
+    problem: Problem,
+    choice: dict[str, Any],
+    seeds: list[int],
+    out: Path,
+    *,
+    progress: bool = False,
+    reporter: Progress,
+) -> None:
+    """``--batch-seeds``: train the ``seeds`` that have not started as one batched model
+    (:mod:`unseen.methods.seedbatch`), then leave each seed's trained generator as its
+    ``seed_<s>/checkpoint.pt``, from which :func:`test_seed` continues as after a sequential
+    fit (synthesis from the seed's own random stream, classifiers, test). A kill while they
+    train resumes from ``seed_<first>/batch_checkpoint.pt``. A method that cannot train
+    seeds together trains them one after another (said in the log)."""
+    from unseen.methods.seedbatch import fit_seeds, restore_rng
+
+    cfg = problem.cfg
+    fresh = [s for s in seeds if not (out / f"seed_{s}" / "checkpoint.pt").exists()]
+    if len(fresh) < 2:
+        return
+    if not get_method(cfg.method).supports_seed_batch:
+        log_line(
+            out,
+            f"--batch-seeds: {cfg.method} trains its seeds one after another (its training is "
+            "not written for a seed axis yet)",
+            reporter.echo,
+        )
+        return
+    batch_file = out / f"seed_{fresh[0]}" / BATCH_FILE
+    batch_file.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    members = fit_seeds(
+        cfg.method,
+        method_config(cfg, epochs=choice["epochs"]),
+        fresh,
+        problem.task.train,
+        device=cfg.device,
+        precision=cfg.precision,
+        checkpoint=batch_file,
+        progress=progress,
+        reporter=reporter,
+        stage="test",
+        label=f"[seeds {' '.join(map(str, fresh))}] {cfg.method}",
+    )
+    for seed, member in zip(fresh, members, strict=True):
+        restore_rng(member)  # the checkpoint records the seed's own stream for synthesis
+        member.save(out / f"seed_{seed}" / "checkpoint.pt", optimizers=True)
+    _remove_checkpoints([batch_file])
+    log_line(
+        out,
+        f"[seeds {' '.join(map(str, fresh))}] trained together as one batched model in "
+        f"{time.time() - t0:.0f} s",
+        reporter.echo,
+    )
+
+
 # ---------------------------------------------------------------------- synthesize
 @dataclass
 class ClassifierData:
@@ -576,6 +636,8 @@ def _protocol(
     if validate_only:
         return {"validation": selection, "config": cfg.to_dict(), "dataset": ds.name}
 
+    if cfg.seed_batch:
+        fit_seeds_together(problem, choice, todo, out, progress=progress, reporter=reporter)
     per_seed: dict[str, Any] = {}
     for seed in cfg.seeds:
         sdir = out / f"seed_{seed}"
@@ -618,7 +680,7 @@ def _protocol(
     if not keep_checkpoints:  # also those left by a kill between a stage's end and cleanup
         _remove_checkpoints(
             [out / "validation" / "checkpoint.pt"]
-            + [out / f"seed_{s}" / "checkpoint.pt" for s in cfg.seeds]
+            + [out / f"seed_{s}" / n for s in cfg.seeds for n in ("checkpoint.pt", BATCH_FILE)]
         )
     log_line(
         out,

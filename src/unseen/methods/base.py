@@ -13,6 +13,13 @@ Every generative method is a :class:`GenerativeMethod`:
 written atomically, resume-after-kill (RNG states included, so a resumed run is identical to
 an uninterrupted one on the same machine) and per-epoch callbacks for validation.
 
+Seeds as one batched model (``--batch-seeds``, :mod:`unseen.methods.seedbatch`): a method
+whose ``supports_seed_batch`` is true writes its training with the seed-axis helpers below
+(:meth:`GenerativeMethod.randint`, ``randn``, ``rand``, ``randperm``, ``seed_mean``,
+``seed_cross_entropy``), which draw from the global random stream and reduce as before for
+one seed, and, when K seeds train as one stacked model, draw each seed's numbers from its own
+stream and return one loss per seed. The same code then trains one seed or K at once.
+
 The loop also owns the numeric precision (``precision="bf16"``, :mod:`unseen.methods.precision`):
 set-up, epochs and synthesis run under autocast, the networks' outputs come back in fp32, and
 methods update their networks with :meth:`GenerativeMethod.optimize` (backward outside
@@ -31,6 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -361,6 +369,9 @@ class GenerativeMethod(ABC):
     config_class: ClassVar[type] = MethodConfig
     #: paper reference shown by ``unseen methods``
     paper: ClassVar[str] = ""
+    #: the training is written with the seed-axis helpers (``randint`` ... ``seed_mean``) and
+    #: ``_make_optimizers``, so several seeds can train as one stacked model
+    supports_seed_batch: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -398,6 +409,11 @@ class GenerativeMethod(ABC):
         self.dims_: dict[str, int] | None = None
         self.nets_: nn.ModuleDict | None = None
         self.optimizers_: dict[str, torch.optim.Optimizer] = {}
+        # seeds trained as one stacked model (unseen.methods.seedbatch); None: one seed
+        self.seed_batch_: list[int] | None = None
+        self._streams: list[torch.Generator] = []  # each stacked seed's random stream
+        self._cpu_states: list[torch.Tensor] = []  # each seed's CPU stream after its build
+        self._members: list[GenerativeMethod] = []  # each seed's plain networks
 
     # ------------------------------------------------------------------ to implement
     @abstractmethod
@@ -414,6 +430,50 @@ class GenerativeMethod(ABC):
     @abstractmethod
     def sample(self, class_semantics: torch.Tensor, n_per_class: int) -> torch.Tensor:
         """``(K * n_per_class, d)`` synthetic features, class-major, for ``(K, d_a)`` semantics."""
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimizers of ``self.nets_`` (needed by ``supports_seed_batch`` methods, whose
+        stacked networks get theirs from here)."""
+        raise NotImplementedError(f"{self.name} builds its optimizers inside _build")
+
+    # ------------------------------------------------------------------ seed-axis helpers
+    def _draw(self, fn: Callable[[torch.Generator | None], torch.Tensor]) -> torch.Tensor:
+        """``fn(None)`` (the global stream) for one seed; stacked seeds: each seed's draw
+        from its own stream, stacked on a leading seed axis."""
+        if not self.seed_batch_:
+            return fn(None)
+        return torch.stack([fn(g) for g in self._streams])
+
+    def randint(self, high: int, size: tuple[int, ...]) -> torch.Tensor:
+        """``torch.randint(high, size)`` on the method's device (per seed when stacked)."""
+        return self._draw(lambda g: torch.randint(high, size, device=self.device, generator=g))
+
+    def randn(self, *size: int) -> torch.Tensor:
+        """``torch.randn(*size)`` on the method's device (per seed when stacked)."""
+        return self._draw(lambda g: torch.randn(*size, device=self.device, generator=g))
+
+    def rand(self, *size: int) -> torch.Tensor:
+        """``torch.rand(*size)`` on the method's device (per seed when stacked)."""
+        return self._draw(lambda g: torch.rand(*size, device=self.device, generator=g))
+
+    def randperm(self, n: int) -> torch.Tensor:
+        """``torch.randperm(n)`` on the method's device (per seed when stacked)."""
+        return self._draw(lambda g: torch.randperm(n, device=self.device, generator=g))
+
+    def seed_mean(self, t: torch.Tensor) -> torch.Tensor:
+        """``t.mean()``; stacked seeds: the mean of each seed's slice, shape ``(K,)``."""
+        if not self.seed_batch_:
+            return t.mean()
+        return t.reshape(len(self.seed_batch_), -1).mean(1)
+
+    def seed_cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``F.cross_entropy(logits, target)``; stacked seeds: one mean per seed."""
+        if not self.seed_batch_:
+            return F.cross_entropy(logits, target)
+        flat = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none"
+        )
+        return flat.reshape(len(self.seed_batch_), -1).mean(1)
 
     def transform_features(self, x: torch.Tensor) -> torch.Tensor:
         """Features as the final classifier sees them; identity by default.
@@ -502,9 +562,10 @@ class GenerativeMethod(ABC):
         :func:`minibatch_epoch` with ``optimize=self.optimize``): in bf16/fp16 it runs the
         backward outside autocast and scales fp16 losses
         (:meth:`~unseen.methods.precision.MixedPrecision.step`); in fp32 it is the plain
-        ``zero_grad(); backward(); step()``.
+        ``zero_grad(); backward(); step()``. A per-seed loss of stacked seeds (shape ``(K,)``)
+        is summed: each seed's parameters get exactly their own loss's gradient.
         """
-        self.amp.step(loss, *optimizers, clip=clip)
+        self.amp.step(loss.sum() if loss.dim() else loss, *optimizers, clip=clip)
 
     def _attach_precision(self) -> None:
         """After a build: in bf16/fp16, every network of ``nets_`` returns its outputs in
@@ -565,9 +626,8 @@ class GenerativeMethod(ABC):
             self._load_checkpoint(checkpoint, dims)
             resumed = True
         if self.nets_ is None or self.dims_ != dims:
-            torch.manual_seed(self.seed)
             self.dims_ = dims
-            self._build(dims)
+            self._build_nets(dims)
             self.nets_.to(self.device)
             self._attach_precision()
             self.epoch_ = 0
@@ -593,10 +653,12 @@ class GenerativeMethod(ABC):
             self.nets_.train()
             t0 = time.perf_counter()
             with self.amp.autocast():
-                losses = self._train_epoch(on_device, self.epoch_)
+                history = _history_values(self._train_epoch(on_device, self.epoch_))
             seconds = time.perf_counter() - t0
             self.epoch_ += 1
-            self.history_.append({"epoch": self.epoch_, **losses})
+            self.history_.append({"epoch": self.epoch_, **history})
+            # stacked seeds log one value per seed; the lines show their mean
+            losses = {k: sum(v) / len(v) if isinstance(v, list) else v for k, v in history.items()}
             bar.update(1)
             bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
             if reporter is not None:
@@ -627,6 +689,17 @@ class GenerativeMethod(ABC):
         x = x.cpu()
         y = classes.repeat_interleave(n_per_class)
         return x, y
+
+    def _build_nets(self, dims: dict[str, int]) -> None:
+        """``_build`` under the seed's initialisation stream, or the stacked seeds' networks
+        (each built under its own seed, then stacked: :func:`unseen.methods.seedbatch`)."""
+        if self.seed_batch_:
+            from unseen.methods.seedbatch import build_stacked
+
+            build_stacked(self, dims)
+        else:
+            torch.manual_seed(self.seed)
+            self._build(dims)
 
     def _check_fitted(self) -> None:
         if self.nets_ is None:
@@ -664,6 +737,10 @@ class GenerativeMethod(ABC):
                 state["grad_scaler"] = self.amp.state_dict()
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.seed_batch_:
+            state["seed_batch"] = list(self.seed_batch_)
+            state["streams"] = [g.get_state() for g in self._streams]
+            state["cpu_states"] = list(self._cpu_states)
         return state
 
     def _load_checkpoint(self, path: str | Path, dims: dict[str, int] | None) -> None:
@@ -695,9 +772,14 @@ class GenerativeMethod(ABC):
                 f"checkpoint {path} was trained in precision {saved_precision}, this run asks "
                 f"for {self.precision}; use another output folder (or --force to start over)"
             )
+        if state.get("seed_batch") != self.seed_batch_:
+            raise ConfigError(
+                f"checkpoint {path} holds seeds {state.get('seed_batch') or [state['seed']]} "
+                f"trained {'together' if state.get('seed_batch') else 'alone'}; this fit asks "
+                f"for {self.seed_batch_ or [self.seed]}; use another output folder"
+            )
         self.dims_ = state["dims"]
-        torch.manual_seed(self.seed)
-        self._build(self.dims_)
+        self._build_nets(self.dims_)
         self.nets_.load_state_dict(state["nets"])
         self.nets_.to(self.device)
         self._attach_precision()
@@ -710,6 +792,9 @@ class GenerativeMethod(ABC):
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        for g, stream in zip(self._streams, state.get("streams", []), strict=False):
+            g.set_state(stream)
+        self._cpu_states = list(state.get("cpu_states", self._cpu_states))
 
     def save(self, path: str | Path, *, optimizers: bool = False) -> None:
         """Save the trained method (config, sizes, weights, history) atomically.
@@ -731,6 +816,19 @@ class GenerativeMethod(ABC):
         method._load_checkpoint(path, None)
         method.nets_.eval()
         return method
+
+
+def _history_values(losses: dict[str, Any]) -> dict[str, Any]:
+    """An epoch's losses as plain numbers for the history: floats, or one float per seed
+    (a list) for the per-seed losses of stacked seeds."""
+    out: dict[str, Any] = {}
+    for key, value in losses.items():
+        if isinstance(value, torch.Tensor):
+            value = value.detach().float().cpu()
+            out[key] = value.tolist() if value.dim() else float(value)
+        else:
+            out[key] = value
+    return out
 
 
 def _read_state(path: str | Path, expected: str | None) -> dict[str, Any]:

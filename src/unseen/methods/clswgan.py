@@ -9,6 +9,10 @@ The critic minimises (Eq. 2, WGAN-GP)
 and the generator minimises (Eq. 4)
     L_G = -E[D(x~, a)] + beta * E[-log P(y | x~; theta)],
 where P is a softmax classifier pre-trained on seen features and frozen, x~ = G(z, a).
+
+Seeds can train as one batched model (``supports_seed_batch``, :mod:`unseen.methods.seedbatch`):
+the training draws and reduces through the base class's seed-axis helpers, and every
+concatenation and slice is on the feature (last) or batch (second-to-last) axis.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from unseen.data.task import SeenTrainData
@@ -71,6 +74,7 @@ class CLSWGAN(GenerativeMethod):
     config_class = CLSWGANConfig
     paper = "Xian et al., Feature Generating Networks for Zero-Shot Learning, CVPR 2018"
     config: CLSWGANConfig
+    supports_seed_batch = True
 
     def _noise_dim(self, dims: dict[str, int]) -> int:
         return self.config.noise_dim or dims["semantic_dim"]
@@ -88,8 +92,12 @@ class CLSWGAN(GenerativeMethod):
         )
         init_normal(self.nets_["generator"])
         init_normal(self.nets_["critic"])
+        self.optimizers_ = self._make_optimizers()
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
         betas = (c.beta1, 0.999)
-        self.optimizers_ = {
+        return {
             "generator": torch.optim.Adam(self.nets_["generator"].parameters(), c.lr, betas=betas),
             "critic": torch.optim.Adam(self.nets_["critic"].parameters(), c.lr, betas=betas),
         }
@@ -103,10 +111,10 @@ class CLSWGAN(GenerativeMethod):
         opt = torch.optim.Adam(clf.parameters(), c.pretrain_lr, betas=(0.5, 0.999))
         n = len(data.labels)
         for _ in range(c.pretrain_epochs):
-            perm = torch.randperm(n, device=data.features.device)
+            perm = self.randperm(n)
             for i in range(0, n, c.pretrain_batch):
-                idx = perm[i : i + c.pretrain_batch]
-                loss = F.cross_entropy(clf(data.features[idx]), target[idx])
+                idx = perm[..., i : i + c.pretrain_batch]
+                loss = self.seed_cross_entropy(clf(data.features[idx]), target[idx])
                 self.optimize(loss, opt)
         clf.requires_grad_(False)
 
@@ -118,44 +126,51 @@ class CLSWGAN(GenerativeMethod):
         opt_g, opt_d = self.optimizers_["generator"], self.optimizers_["critic"]
         x_all, sem = data.features, data.semantics
         target_all = _seen_positions(data)
-        n, dev = len(x_all), x_all.device
+        n, B = len(x_all), c.batch_size
         nz = G.noise_dim
-        sums = {"critic": 0.0, "wasserstein": 0.0, "generator": 0.0, "cls": 0.0}
-        steps = max(1, -(-n // c.batch_size))
+        # summed as tensors (no device sync per step); one value per seed when stacked
+        sums: dict[str, torch.Tensor | float] = dict.fromkeys(
+            ("critic", "wasserstein", "generator", "cls"), 0.0
+        )
+        steps = max(1, -(-n // B))
         for _ in range(steps):
             # Critic: a fresh random minibatch per critic step, as the official code.
             D.requires_grad_(True)
             for _ in range(c.critic_steps):
-                idx = torch.randint(n, (c.batch_size,), device=dev)
+                idx = self.randint(n, (B,))
                 x, a = x_all[idx], sem[data.labels[idx]]
-                z = torch.randn(len(idx), nz, device=dev)
+                z = self.randn(B, nz)
                 with torch.no_grad():
                     fake = G(z, a)
                 # One critic pass over [fake; real]: bigger matrix products, same result.
-                scores = D(torch.cat([fake, x]), torch.cat([a, a]))
-                d_fake, d_real = scores[: len(x)].mean(), scores[len(x) :].mean()
+                scores = D(torch.cat([fake, x], dim=-2), torch.cat([a, a], dim=-2))
+                d_fake, d_real = self.seed_mean(scores[..., :B]), self.seed_mean(scores[..., B:])
                 gp = gradient_penalty(
                     lambda v, a=a: D(v, a),
                     x,
                     fake,
                     c.gp_weight,
                     input_gradient=lambda v, a=a: D.input_gradient(v, a),
+                    alpha=self.rand(B, 1),
                 )
                 loss_d = d_fake - d_real + gp
                 self.optimize(loss_d, opt_d)
             D.requires_grad_(False)
-            idx = torch.randint(n, (c.batch_size,), device=dev)
+            idx = self.randint(n, (B,))
             a = sem[data.labels[idx]]
-            z = torch.randn(len(idx), nz, device=dev)
+            z = self.randn(B, nz)
             fake = G(z, a)
-            adv = -D(fake, a).mean()
-            cls = F.cross_entropy(clf(fake), target_all[idx])
+            adv = -self.seed_mean(D(fake, a))
+            cls = self.seed_cross_entropy(clf(fake), target_all[idx])
             loss_g = adv + c.cls_weight * cls
             self.optimize(loss_g, opt_g)
-            sums["critic"] += loss_d.item()
-            sums["wasserstein"] += (d_real - d_fake).item()
-            sums["generator"] += adv.item()
-            sums["cls"] += cls.item()
+            for key, value in (
+                ("critic", loss_d),
+                ("wasserstein", d_real - d_fake),
+                ("generator", adv),
+                ("cls", cls),
+            ):
+                sums[key] = sums[key] + value.detach()
         return {k: v / steps for k, v in sums.items()}
 
     def sample(self, class_semantics: torch.Tensor, n_per_class: int) -> torch.Tensor:

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from unseen.models.stacked import StackedLinear
+
 __all__ = ["MLP", "ConditionalCritic", "ConditionalGenerator", "init_normal"]
 
 
@@ -76,7 +78,9 @@ class MLP(nn.Sequential):
         """
         if self.out_activation is not None or self[-1].out_features != 1:
             raise ValueError("input_gradient needs a linear single-output MLP")
-        linears = [m for m in self if isinstance(m, nn.Linear)]
+        # plain layers, or seed-stacked ones (unseen.models.stacked): the same products with a
+        # leading seed axis, broadcast by matmul
+        linears = [m for m in self if isinstance(m, (nn.Linear, StackedLinear))]
         slopes = []
         h = x
         for lin in linears[:-1]:
@@ -88,7 +92,7 @@ class MLP(nn.Sequential):
             w = (
                 lin.weight
                 if lin is not linears[0] or n_inputs is None
-                else lin.weight[:, :n_inputs]
+                else lin.weight[..., :n_inputs]
             )
             grad = (grad * s) @ w
         return grad
@@ -110,7 +114,7 @@ class ConditionalGenerator(nn.Module):
         self.net = MLP(noise_dim + semantic_dim, hidden, feature_dim, out_activation=out_activation)
 
     def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([z, a], dim=1))
+        return self.net(torch.cat([z, a], dim=-1))
 
 
 class ConditionalCritic(nn.Module):
@@ -121,8 +125,8 @@ class ConditionalCritic(nn.Module):
         self.net = MLP(feature_dim + semantic_dim, hidden, 1)
 
     def forward(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([x, a], dim=1)).squeeze(1)
+        return self.net(torch.cat([x, a], dim=-1)).squeeze(-1)
 
     def input_gradient(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """``d D(x, a) / d x`` in closed form (see :meth:`MLP.input_gradient`)."""
-        return self.net.input_gradient(torch.cat([x, a], dim=1), x.shape[1])
+        return self.net.input_gradient(torch.cat([x, a], dim=-1), x.shape[-1])

@@ -1,0 +1,180 @@
+"""Seeds as one batched model (--batch-seeds): stacked layers compute each seed's own layer,
+batched training equals sequential training up to float rounding, resume after a kill, the
+runner's per-seed outputs, and methods that cannot batch.
+
+Why a tolerance and not equality: a batched matrix product (``baddbmm``) sums in another
+order than a plain one (``addmm``), so the weights differ in the last bits after one step;
+Adam divides by the root of the squared-gradient average, which turns such differences in
+near-zero gradients into updates of up to ~1e-4 of the learning rate's size over a few
+steps. The random streams are the same draw for draw, so the differences stay at that size
+instead of becoming seed noise: on the tiny problem the weights agree to 1e-4 and the
+synthetic features to 1e-6, while two different seeds differ by ~1e-2 (features of ~1e-2
+size after three epochs from N(0, 0.02) weights).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import fit_killed
+from tinydata import tiny_dataset
+from unseen.config import resolve_run_config
+from unseen.data.task import ZSLTask
+from unseen.errors import ConfigError
+from unseen.methods.clswgan import CLSWGAN
+from unseen.methods.seedbatch import fit_seeds, members, restore_rng
+from unseen.models.mlp import MLP, ConditionalCritic
+from unseen.models.stacked import StackedLinear, stack_modules, unstack_into
+from unseen.runner import run
+
+TINY = dict(epochs=3, batch_size=16, hidden_g=16, hidden_d=16, critic_steps=2, pretrain_epochs=2)
+SEEDS = [0, 1, 2]
+
+
+@pytest.fixture(scope="module")
+def task():
+    return ZSLTask(tiny_dataset(n_per_class=12))
+
+
+# ---------------------------------------------------------------- stacked layers
+def test_a_stacked_module_computes_each_seeds_module():
+    nets = []
+    for seed in SEEDS:
+        torch.manual_seed(seed)
+        nets.append(MLP(5, (7,), 3, out_activation="sigmoid"))
+    stacked = stack_modules(nets)
+    assert isinstance(stacked[0], StackedLinear) and stacked[0].weight.shape == (3, 7, 5)
+    x = torch.randn(3, 4, 5)
+    out = stacked(x)
+    for k, net in enumerate(nets):
+        torch.testing.assert_close(out[k], net(x[k]))
+    # round trip: seed k's slice back into a fresh module of the same shape
+    fresh = MLP(5, (7,), 3, out_activation="sigmoid")
+    unstack_into(stacked, fresh, 1)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.parameters(), nets[1].parameters()))
+    with pytest.raises(ValueError, match="seeds"):
+        stacked(torch.randn(4, 5))  # no seed axis
+    with pytest.raises(ValueError, match="structure"):
+        stack_modules([nets[0], MLP(5, (7, 7), 3)])
+    with pytest.raises(ValueError, match=r"nn\.Linear"):
+        stack_modules([nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2))] * 2)
+
+
+def test_the_closed_form_critic_gradient_works_stacked():
+    critics = []
+    for seed in SEEDS:
+        torch.manual_seed(seed)
+        critics.append(ConditionalCritic(4, 3, (6,)))
+    stacked = stack_modules(critics)
+    x, a = torch.randn(3, 5, 4), torch.randn(3, 5, 3)
+    grad = stacked.input_gradient(x, a)
+    for k, critic in enumerate(critics):
+        xk = x[k].clone().requires_grad_(True)
+        (ref,) = torch.autograd.grad(critic(xk, a[k]).sum(), xk)
+        torch.testing.assert_close(grad[k], ref)
+
+
+# ---------------------------------------------------------------- training
+def _sequential(task):
+    sem = task.train.semantics[task.unseen_classes]
+    fitted, samples = [], []
+    for seed in SEEDS:
+        fitted.append(CLSWGAN(seed=seed, **TINY).fit(task.train))
+        samples.append(fitted[-1].sample(sem, 4))  # from the stream the fit left
+    return fitted, samples
+
+
+def test_batched_training_equals_sequential_training(task):
+    sequential, samples = _sequential(task)
+    batched = fit_seeds("clswgan", sequential[0].config, SEEDS, task.train)
+    sem = task.train.semantics[task.unseen_classes]
+    for seq, bat, x in zip(sequential, batched, samples, strict=True):
+        assert bat.seed_batch_ is None and bat.epoch_ == seq.epoch_ == TINY["epochs"]
+        for (name, p), (_, q) in zip(seq.nets_.named_parameters(), bat.nets_.named_parameters()):
+            torch.testing.assert_close(q, p, atol=1e-4, rtol=0, msg=name)
+        for h_seq, h_bat in zip(seq.history_, bat.history_, strict=True):
+            assert h_seq.keys() == h_bat.keys()
+            for key in h_seq:
+                assert h_bat[key] == pytest.approx(h_seq[key], rel=1e-5, abs=1e-6)
+        restore_rng(bat)
+        torch.testing.assert_close(bat.sample(sem, 4), x, atol=1e-6, rtol=0)
+    # the seeds really differ from each other (the tolerance is far below seed noise)
+    assert (samples[0] - samples[1]).abs().max() > 1e-3
+
+
+def test_batched_training_resumes_after_a_kill(task, tmp_path):
+    def batched() -> CLSWGAN:
+        m = CLSWGAN(seed=0, **TINY)
+        m.seed_batch_ = [0, 1]
+        return m
+
+    whole = members(batched().fit(task.train))
+    killed = batched()
+    fit_killed(killed, task.train, tmp_path / "ckpt.pt", at_epoch=2)
+    resumed = members(batched().fit(task.train, checkpoint=tmp_path / "ckpt.pt"))
+    for a, b in zip(whole, resumed, strict=True):
+        assert all(torch.equal(p, q) for p, q in zip(a.nets_.parameters(), b.nets_.parameters()))
+        assert a.history_ == b.history_
+        assert all(torch.equal(s, t) for s, t in zip(a.rng_after_fit_, b.rng_after_fit_))
+    # a checkpoint of other seeds is refused, not silently continued
+    other = CLSWGAN(seed=0, **TINY)
+    other.seed_batch_ = [0, 2]
+    with pytest.raises(ConfigError, match="seeds"):
+        other.fit(task.train, checkpoint=tmp_path / "ckpt.pt")
+
+
+def test_bf16_batched_training_runs(task):
+    fitted = fit_seeds("clswgan", CLSWGAN(**TINY).config, [0, 1], task.train, precision="bf16")
+    sem = task.train.semantics
+    assert all(torch.isfinite(m.synthesize(task.unseen_classes, sem, 3)[0]).all() for m in fitted)
+    assert all(m.precision == "bf16" for m in fitted)
+
+
+def test_methods_without_a_seed_axis_refuse(task):
+    with pytest.raises(ConfigError, match="cannot train seeds as one batched model"):
+        fit_seeds("izf", None, SEEDS, task.train)
+    with pytest.raises(ConfigError, match="distinct"):
+        fit_seeds("clswgan", None, [0, 0], task.train)
+
+
+# ---------------------------------------------------------------- the runner
+SETS = {
+    "classifier": {"kind": "softmax", "epochs": 3},
+    "selection": {"eval_every": 3, "n_synthetic": [5]},
+}
+
+
+def test_run_with_batch_seeds_gives_the_sequential_per_seed_results(tmp_path):
+    reports = {}
+    for batch in (False, True):
+        cfg = resolve_run_config(
+            "clswgan", "toy", overrides={"method": TINY, **SETS}, seeds=SEEDS, seed_batch=batch
+        )
+        reports[batch] = run(
+            cfg, tmp_path / str(batch), dataset=tiny_dataset(n_per_class=12), echo=False
+        )
+    for s in map(str, SEEDS):
+        a, b = reports[False]["seeds"][s]["result"], reports[True]["seeds"][s]["result"]
+        for key in ("t1", "s", "u", "h"):
+            assert b[key] == pytest.approx(a[key], abs=1e-9), (s, key)
+        wa = torch.load(tmp_path / "False" / f"seed_{s}" / "model.pt", weights_only=True)["nets"]
+        wb = torch.load(tmp_path / "True" / f"seed_{s}" / "model.pt", weights_only=True)["nets"]
+        for key in wa:
+            torch.testing.assert_close(wb[key], wa[key], atol=1e-4, rtol=0)
+    log = (tmp_path / "True" / "log.txt").read_text()
+    assert "[seeds 0 1 2] trained together as one batched model" in log
+    assert not list((tmp_path / "True").rglob("*checkpoint.pt"))
+    assert reports[True]["config"]["seed_batch"] is True
+    assert "seed_batch" not in reports[False]["config"]  # older run keys unchanged
+
+
+def test_run_with_batch_seeds_on_a_method_without_it_trains_seeds_in_turn(tmp_path):
+    tiny_izf = {"epochs": 2, "batch_size": 16, "n_blocks": 2, "hidden": 8}
+    cfg = resolve_run_config(
+        "izf", "toy", overrides={"method": tiny_izf, **SETS}, seeds=[0, 1], seed_batch=True
+    )
+    rep = run(cfg, tmp_path / "izf", dataset=tiny_dataset(n_per_class=12), echo=False)
+    assert set(rep["seeds"]) == {"0", "1"}
+    assert "izf trains its seeds one after another" in (tmp_path / "izf" / "log.txt").read_text()
