@@ -3,13 +3,15 @@ batched training equals sequential training up to float rounding, resume after a
 runner's per-seed outputs, and methods that cannot batch.
 
 Why a tolerance and not equality: a batched matrix product (``baddbmm``) sums in another
-order than a plain one (``addmm``), so the weights differ in the last bits after one step;
-Adam divides by the root of the squared-gradient average, which turns such differences in
-near-zero gradients into updates of up to ~1e-4 of the learning rate's size over a few
-steps. The random streams are the same draw for draw, so the differences stay at that size
-instead of becoming seed noise: on the tiny problem the weights agree to 1e-4 and the
-synthetic features to 1e-6, while two different seeds differ by ~1e-2 (features of ~1e-2
-size after three epochs from N(0, 0.02) weights).
+order than a plain one (``addmm``), so gradients differ in the last bits. Adam divides by
+the root of the squared-gradient average, so where a gradient coordinate is ~0 (e.g. a
+critic's first-layer weight on a near-constant input column) a last-bit difference can flip
+the sign of that coordinate's update, each worth up to ~lr: over the ~50 updates of the
+tiny problem at lr 1e-4 that bounds a weight's difference by ~5e-3 (observed: up to 4e-4,
+in the critics' first layers only; 1e-9 elsewhere). The random streams are the same draw for
+draw, so the differences stay at that size instead of becoming seed noise: the synthetic
+features agree to 1e-6, while two different seeds differ by ~1e-2 (features of ~1e-2 size
+after a few epochs from N(0, 0.02) weights).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import torch
 from torch import nn
 
 from conftest import fit_killed
+from test_methods import TINY as TINY_BY_METHOD
 from tinydata import tiny_dataset
 from unseen.config import resolve_run_config
 from unseen.data.task import ZSLTask
 from unseen.errors import ConfigError
+from unseen.methods import available_methods, get_method
 from unseen.methods.clswgan import CLSWGAN
 from unseen.methods.seedbatch import fit_seeds, members, restore_rng
 from unseen.models.mlp import MLP, ConditionalCritic
@@ -77,31 +81,42 @@ def test_the_closed_form_critic_gradient_works_stacked():
 
 
 # ---------------------------------------------------------------- training
-def _sequential(task):
+BATCHED = [n for n, cls in available_methods().items() if cls.supports_seed_batch]
+CASES = [(n, {}) for n in BATCHED] + [("fvaegan", {"transductive": True})]
+
+
+def test_the_batched_methods():
+    assert {"clswgan", "fvaegan", "tfvaegan", "meanreg"} <= set(BATCHED)
+
+
+@pytest.mark.parametrize("name, extra", CASES, ids=[f"{n}{'-d2' * bool(e)}" for n, e in CASES])
+def test_batched_training_equals_sequential_training(name, extra):
+    task = ZSLTask(tiny_dataset(n_per_class=12), transductive=bool(extra))
+    sizes = {**(TINY if name == "clswgan" else TINY_BY_METHOD.get(name, {})), **extra}
     sem = task.train.semantics[task.unseen_classes]
-    fitted, samples = [], []
+    sequential, samples = [], []
     for seed in SEEDS:
-        fitted.append(CLSWGAN(seed=seed, **TINY).fit(task.train))
-        samples.append(fitted[-1].sample(sem, 4))  # from the stream the fit left
-    return fitted, samples
-
-
-def test_batched_training_equals_sequential_training(task):
-    sequential, samples = _sequential(task)
-    batched = fit_seeds("clswgan", sequential[0].config, SEEDS, task.train)
-    sem = task.train.semantics[task.unseen_classes]
+        sequential.append(get_method(name)(seed=seed, **sizes).fit(task.train))
+        samples.append(sequential[-1].sample(sem, 4))  # from the stream the fit left
+    batched = fit_seeds(name, sequential[0].config, SEEDS, task.train)
     for seq, bat, x in zip(sequential, batched, samples, strict=True):
-        assert bat.seed_batch_ is None and bat.epoch_ == seq.epoch_ == TINY["epochs"]
+        assert bat.seed_batch_ is None and bat.epoch_ == seq.epoch_ == sizes["epochs"]
         for (name, p), (_, q) in zip(seq.nets_.named_parameters(), bat.nets_.named_parameters()):
-            torch.testing.assert_close(q, p, atol=1e-4, rtol=0, msg=name)
+            torch.testing.assert_close(q, p, atol=2e-3, rtol=0, msg=name)
         for h_seq, h_bat in zip(seq.history_, bat.history_, strict=True):
             assert h_seq.keys() == h_bat.keys()
             for key in h_seq:
-                assert h_bat[key] == pytest.approx(h_seq[key], rel=1e-5, abs=1e-6)
+                assert h_bat[key] == pytest.approx(h_seq[key], rel=1e-4, abs=1e-4)
         restore_rng(bat)
         torch.testing.assert_close(bat.sample(sem, 4), x, atol=1e-6, rtol=0)
     # the seeds really differ from each other (the tolerance is far below seed noise)
     assert (samples[0] - samples[1]).abs().max() > 1e-3
+    if hasattr(sequential[0], "transform_features"):  # e.g. tf-VAEGAN's [x, Dec(x), h(x)]
+        x = task.train.features[:5]
+        for seq, bat in zip(sequential, batched, strict=True):
+            torch.testing.assert_close(
+                bat.transform_features(x), seq.transform_features(x), atol=1e-5, rtol=0
+            )
 
 
 def test_batched_training_resumes_after_a_kill(task, tmp_path):

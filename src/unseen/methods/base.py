@@ -334,7 +334,8 @@ def minibatch_epoch(
     min_batch: int = 1,
     clip: float = 0.0,
     optimize: Callable[..., None] | None = None,
-) -> dict[str, float]:
+    randperm: Callable[[int], torch.Tensor] | None = None,
+) -> dict[str, Any]:
     """One epoch of minibatch descent over a random permutation of ``n`` samples.
 
     ``step_losses(idx)`` returns the loss parts of the batch ``idx``, with the optimised one
@@ -342,20 +343,25 @@ def minibatch_epoch(
     sample has no within-batch MMD/prototype term). ``clip > 0`` clips the gradient norm of
     the optimiser's parameters. ``optimize`` applies a loss, as
     ``optimize(loss, opt, clip=clip)``: pass the method's :meth:`GenerativeMethod.optimize`
-    so the run's precision applies (default: a plain fp32 backward and step). Returns each
-    part's mean over the steps taken.
+    so the run's precision applies (default: a plain fp32 backward and step). ``randperm``
+    draws the permutation (pass the method's :meth:`GenerativeMethod.randperm`: with stacked
+    seeds, one permutation per seed, ``(K, n)``, whose batches ``idx`` are ``(K, b)`` and whose
+    losses are per seed). Returns each part's mean over the steps taken (per seed when
+    stacked).
     """
     optimize = optimize or _FP32.step
-    sums: dict[str, float] = {}
+    perm = randperm(n) if randperm is not None else torch.randperm(n, device=device)
+    sums: dict[str, Any] = {}
     steps = 0
-    for idx in torch.randperm(n, device=device).split(batch_size):
-        if len(idx) < min_batch:
+    for idx in perm.split(batch_size, dim=-1):
+        if idx.shape[-1] < min_batch:
             continue
         parts = step_losses(idx)
         optimize(parts["total"], opt, clip=clip)
         steps += 1
         for k, val in parts.items():
-            sums[k] = sums.get(k, 0.0) + float(val.detach())
+            value = val.detach()
+            sums[k] = sums.get(k, 0.0) + (float(value) if value.dim() == 0 else value)
     return {k: v / max(steps, 1) for k, v in sums.items()}
 
 

@@ -67,7 +67,7 @@ class CVAEConfig(MethodConfig):
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     r""":math:`D_{KL}(N(\mu, \mathrm{diag}\,e^{\log\sigma^2}) \Vert N(0, I))` per sample."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
 
 
 @register

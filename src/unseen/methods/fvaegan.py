@@ -77,12 +77,13 @@ def _vae_loss(
     if kind == "bce":
         log_r = torch.log(recon).clamp_min(-100.0)
         log_1mr = torch.log1p(-recon).clamp_min(-100.0)
-        per_sample = -(target * log_r + (1.0 - target) * log_1mr).sum(1)
+        per_sample = -(target * log_r + (1.0 - target) * log_1mr).sum(-1)
     elif kind == "l2":
-        per_sample = (target - recon).pow(2).sum(1)
+        per_sample = (target - recon).pow(2).sum(-1)
     else:
         raise ConfigError(f"fvaegan: recon must be one of {RECONS}, got {kind!r}")
-    return per_sample.mean(), gaussian_kl(mu, logvar).mean()
+    # means over the batch (last) axis: one value per seed when seeds are stacked
+    return per_sample.mean(-1), gaussian_kl(mu, logvar).mean(-1)
 
 
 #: L_VAE in fp32 under bf16/fp16 autocast (logs and exponentials of the KL)
@@ -100,7 +101,7 @@ class VAEEncoder(nn.Module):
         self.logvar = nn.Linear(2 * latent_dim, latent_dim)
 
     def forward(self, x: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = F.leaky_relu(self.trunk(torch.cat([x, a], dim=1)), 0.2)
+        h = F.leaky_relu(self.trunk(torch.cat([x, a], dim=-1)), 0.2)
         return self.mu(h), self.logvar(h)
 
 
@@ -177,6 +178,7 @@ class FVAEGAN(GenerativeMethod):
     config_class = FVAEGANConfig
     paper = "Xian et al., f-VAEGAN-D2: Feature Generating Framework for Any-Shot Learning, CVPR'19"
     config: FVAEGANConfig
+    supports_seed_batch = True  # draws and reductions through the seed-axis helpers
 
     def _latent(self, dims: dict[str, int]) -> int:
         return self.config.latent_dim or dims["semantic_dim"]
@@ -217,8 +219,12 @@ class FVAEGAN(GenerativeMethod):
         self.nets_ = nn.ModuleDict(nets)
         for net in self.nets_.values():
             init_normal(net)  # N(0, 0.02^2) weights, zero biases (official)
+        self.optimizers_ = self._make_optimizers()
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
         betas = (c.beta1, 0.999)
-        self.optimizers_ = {
+        return {
             "encoder": torch.optim.Adam(
                 self.nets_["encoder"].parameters(), c.lr, betas=(c.encoder_beta1, 0.999)
             ),
@@ -252,7 +258,7 @@ class FVAEGAN(GenerativeMethod):
     def _encode(self, x: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``(z, mu, logvar)`` with ``z = mu + exp(logvar / 2) * eps`` (reparameterised)."""
         mu, logvar = self.nets_["encoder"](x, a)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        z = mu + torch.exp(0.5 * logvar) * self.randn(*mu.shape[-2:])
         return z, mu, logvar
 
     def _generate(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -285,16 +291,18 @@ class FVAEGAN(GenerativeMethod):
             if critic == "critic" and c.encoded_noise:
                 z = self._encode(x, a_real)[0]
             else:
-                z = torch.randn(len(a_fake), G.noise_dim, device=x.device)
+                z = self.randn(a_fake.shape[-2], G.noise_dim)
             fake = self._generate(z, a_fake)
-        scores = D(torch.cat([fake, x]), torch.cat([a_fake, a_real]))
-        d_fake, d_real = scores[: len(fake)].mean(), scores[len(fake) :].mean()
+        n = fake.shape[-2]
+        scores = D(torch.cat([fake, x], dim=-2), torch.cat([a_fake, a_real], dim=-2))
+        d_fake, d_real = self.seed_mean(scores[..., :n]), self.seed_mean(scores[..., n:])
         gp = gradient_penalty(
             lambda v: D(v, a_fake),
             x,
             fake,
             c.gp_weight,
             input_gradient=lambda v: D.input_gradient(v, a_fake),
+            alpha=self.rand(n, 1),
         )
         weight = c.gamma_d if critic == "critic" else c.gamma_d2
         loss = weight * (d_fake - d_real + gp)
@@ -307,18 +315,19 @@ class FVAEGAN(GenerativeMethod):
         G, D1 = self.nets_["generator"], self.nets_["critic"]
         D2 = self.nets_["critic_u"] if c.transductive else None
         x_all, sem, labels = data.features, data.semantics, data.labels
-        n, dev, B = len(x_all), x_all.device, c.batch_size
+        n, B = len(x_all), c.batch_size
         fake_pool = data.unseen_classes if c.d2_classes == "unseen" else None
         steps = max(1, -(-n // B))
-        sums: dict[str, float] = {}
+        # summed as tensors (no device sync per step); one value per seed when stacked
+        sums: dict[str, torch.Tensor] = {}
 
         def add(key: str, value: torch.Tensor) -> None:
-            sums[key] = sums.get(key, 0.0) + float(value)
+            sums[key] = sums.get(key, 0.0) + value.detach()
 
         def fake_classes() -> torch.Tensor:
             if fake_pool is None:
-                return torch.randint(data.n_classes, (B,), device=dev)
-            return fake_pool[torch.randint(len(fake_pool), (B,), device=dev)]
+                return self.randint(data.n_classes, (B,))
+            return fake_pool[self.randint(len(fake_pool), (B,))]
 
         for _ in range(steps):
             critics = [D1] if D2 is None else [D1, D2]
@@ -326,13 +335,13 @@ class FVAEGAN(GenerativeMethod):
                 D.requires_grad_(True)
             for _ in range(c.critic_steps):
                 # a fresh random batch per critic step (official)
-                idx = torch.randint(n, (B,), device=dev)
+                idx = self.randint(n, (B,))
                 a = sem[labels[idx]]
                 for key, value in self._real_batch_hook(x_all[idx], a).items():
                     add(key, value / c.critic_steps)
                 loss_d, w = self._critic_step("critic", x_all[idx], a, a)
                 if D2 is not None:
-                    x_u = data.unlabeled[torch.randint(len(data.unlabeled), (B,), device=dev)]
+                    x_u = data.unlabeled[self.randint(len(data.unlabeled), (B,))]
                     a_u = sem[fake_classes()]
                     loss_d2, w2 = self._critic_step("critic_u", x_u, a_u, a_u)
             for D in critics:
@@ -343,7 +352,7 @@ class FVAEGAN(GenerativeMethod):
                 add("critic_u", loss_d2)
                 add("wasserstein_u", w2)
             # E and G: L_VAE + gamma_g * (-E[D1(x~, a)]) (+ gamma_g2 * (-E[D2(x~_u)]))
-            idx = torch.randint(n, (B,), device=dev)
+            idx = self.randint(n, (B,))
             x, a = x_all[idx], sem[labels[idx]]
             z, mu, logvar = self._encode(x, a)
             recon_x = self._generate(z, a)
@@ -351,15 +360,15 @@ class FVAEGAN(GenerativeMethod):
             if c.encoded_noise:
                 fake = recon_x
             else:
-                fake = self._generate(torch.randn(B, G.noise_dim, device=dev), a)
-            adv = -D1(fake, a).mean()
+                fake = self._generate(self.randn(B, G.noise_dim), a)
+            adv = -self.seed_mean(D1(fake, a))
             loss = rec + kl + c.gamma_g * adv
             for key, value in self._generator_extra(fake, a).items():
                 loss = loss + value
                 add(key, value.detach())
             if D2 is not None:
                 a_u = sem[fake_classes()]
-                adv_u = -D2(self._generate(torch.randn(B, G.noise_dim, device=dev), a_u)).mean()
+                adv_u = -self.seed_mean(D2(self._generate(self.randn(B, G.noise_dim), a_u)))
                 loss = loss + c.gamma_g2 * adv_u
                 add("generator_u", adv_u.detach())
             self.optimize(loss, *self._generator_optimizers())

@@ -52,6 +52,7 @@ class MeanReg(GenerativeMethod):
     config_class = MeanRegConfig
     paper = "(reference row, no paper) class means regressed from semantics + noise"
     config: MeanRegConfig
+    supports_seed_batch = True  # draws and reductions through the seed-axis helpers
 
     def _build(self, dims: dict[str, int]) -> None:
         c = self.config
@@ -63,14 +64,17 @@ class MeanReg(GenerativeMethod):
             nn.Linear(c.hidden, dims["feature_dim"]),
         )
         self.nets_ = nn.ModuleDict({"g": g})
-        self.optimizers_ = {"g": torch.optim.Adam(g.parameters(), c.lr)}
+        self.optimizers_ = self._make_optimizers()
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"g": torch.optim.Adam(self.nets_["g"].parameters(), self.config.lr)}
 
     def _train_epoch(self, data: SeenTrainData, epoch: int) -> dict[str, float]:
         g = self.nets_["g"]
         sem = data.semantics.to(data.features.dtype)
 
         def losses(idx: torch.Tensor) -> dict[str, torch.Tensor]:
-            mse = (g(sem[data.labels[idx]]) - data.features[idx]).pow(2).mean()
+            mse = self.seed_mean((g(sem[data.labels[idx]]) - data.features[idx]).pow(2))
             return {"mse": mse, "total": mse}
 
         parts = minibatch_epoch(
@@ -80,6 +84,7 @@ class MeanReg(GenerativeMethod):
             data.features.device,
             losses,
             optimize=self.optimize,
+            randperm=self.randperm,
         )
         return {"mse": parts["mse"]}
 

@@ -63,10 +63,10 @@ def _cycle_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> t
     """
     diff = pred - target
     if kind == "l1":
-        return diff.abs().sum(1).mean()
+        return diff.abs().sum(-1).mean(-1)  # per seed when seeds are stacked
     if kind == "weighted_l1":
-        weight = diff.pow(2) / diff.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        return (weight * diff.abs()).sum(1).mean()
+        weight = diff.pow(2) / diff.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return (weight * diff.abs()).sum(-1).mean(-1)
     raise ConfigError(f"tfvaegan: decoder_loss must be one of {DECODER_LOSSES}, got {kind!r}")
 
 
@@ -85,7 +85,7 @@ class SemanticDecoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = F.leaky_relu(self.hidden(x), 0.2)
-        return F.normalize(self.out(h), dim=1, eps=1e-12), h
+        return F.normalize(self.out(h), dim=-1, eps=1e-12), h
 
 
 @dataclass
@@ -175,14 +175,16 @@ class TFVAEGAN(FVAEGAN):
         for key, net in extra.items():
             init_normal(net)
             self.nets_[key] = net
+        self.optimizers_ = self._make_optimizers()
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        opts = super()._make_optimizers()
         betas = (c.beta1, 0.999)
-        self.optimizers_["decoder"] = torch.optim.Adam(
-            self.nets_["decoder"].parameters(), c.dec_lr, betas=betas
-        )
-        if c.feedback:
-            self.optimizers_["feedback"] = torch.optim.Adam(
-                self.nets_["feedback"].parameters(), c.feed_lr, betas=betas
-            )
+        for key, lr in (("decoder", c.dec_lr), ("feedback", c.feed_lr)):
+            if key in self.nets_:
+                opts[key] = torch.optim.Adam(self.nets_[key].parameters(), lr, betas=betas)
+        return opts
 
     def _generate(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """``G(z, a)``, and with feedback on (delta > 0) the second pass: G's hidden layer
@@ -191,7 +193,7 @@ class TFVAEGAN(FVAEGAN):
         if self._delta == 0.0 or "feedback" not in self.nets_:
             return G(z, a)
         net = G.net  # Linear, LeakyReLU, Linear, Sigmoid (one hidden layer, official)
-        hidden = net[1](net[0](torch.cat([z, a], dim=1)))
+        hidden = net[1](net[0](torch.cat([z, a], dim=-1)))
         first = net[3](net[2](hidden)) if len(net) > 3 else net[2](hidden)
         h = self.nets_["decoder"](first)[1].detach()
         # the second layer of F ends with LeakyReLU in the official module

@@ -123,7 +123,7 @@ class UnconditionalCritic(nn.Module):
         self.net = MLP(feature_dim, hidden, 1)
 
     def forward(self, x: torch.Tensor, a: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x).squeeze(1)
+        return self.net(x).squeeze(-1)
 
     def input_gradient(self, x: torch.Tensor, a: torch.Tensor | None = None) -> torch.Tensor:
         """``dD/dx`` in closed form (see :meth:`unseen.models.mlp.MLP.input_gradient`)."""
