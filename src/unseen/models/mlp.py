@@ -89,11 +89,16 @@ class MLP(nn.Sequential):
             h = nn.functional.leaky_relu(h, self.slope)
         grad = linears[-1].weight  # (1, h_L), broadcast over the batch
         for lin, s in zip(reversed(linears[:-1]), reversed(slopes)):
-            w = (
-                lin.weight
-                if lin is not linears[0] or n_inputs is None
-                else lin.weight[..., :n_inputs]
-            )
+            first = lin is linears[0] and n_inputs is not None
+            if isinstance(lin, StackedLinear):
+                # (grad * s) @ W as (W^T (grad * s)^T)^T on the stored (K, in, out) weight, so
+                # that its gradient arrives in the parameter's own layout: with the transposed
+                # view, adding it to the forward pass's gradient was a strided copy that cost
+                # as much as the products (profiled on this CPU)
+                w_t = lin.weight_t[:, :n_inputs] if first else lin.weight_t
+                grad = (w_t @ (grad * s).transpose(-1, -2)).transpose(-1, -2)
+                continue
+            w = lin.weight[..., :n_inputs] if first else lin.weight
             grad = (grad * s) @ w
         return grad
 
