@@ -14,6 +14,7 @@ flow's own likelihood step beside the FrEIA reference of the same architecture.
     python benchmarks/speed_all.py --methods izf --shapes FLO --steps 2 --device cuda
     python benchmarks/speed_all.py --shapes FLO-effnet --precisions fp32 bf16  # fp32 vs bf16
     python benchmarks/speed_all.py --shapes FLO-effnet --seed-batch 3   # 1 seed vs 3 batched
+    python benchmarks/speed_all.py --shapes FLO-effnet --compile        # eager vs torch.compile
     python benchmarks/speed_all.py --methods clswgan tlcoupling --shapes FLO-effnet \
         --set method.hidden_g=1024 method.hidden_d=1024 method.batch_size=64   # other sizes
 
@@ -26,6 +27,10 @@ to back, and adds a table of the ratios; the flow reference then times unseen's 
 precision against FrEIA in fp32. ``--seed-batch K`` also measures each method that can train
 seeds as one batched model (``--batch-seeds``, unseen.methods.seedbatch) with K seeds stacked,
 and adds a table of one seed's step, K seeds' batched step and K sequential steps (K x one).
+``--compile`` also measures each method with every network wrapped in ``torch.compile``
+(default mode, inductor): the first step's time (which includes compiling) and the steady
+step time, and adds a table of the one-off compile cost, the speed-up per step and the number
+of epochs after which compiling pays for itself (end to end, compile time included).
 
 Networks have the sizes of the method's shipped per-dataset config (``configs/<method>/
 <DATASET>.yaml``, the paper sizes where the paper gives them), or other sizes and settings
@@ -94,10 +99,12 @@ def measure_method(
     precision: str = "fp32",
     sets=(),
     seeds: int = 1,
+    compiled: bool = False,
 ) -> dict:
     """One method at one shape and precision: step time, epoch estimate, FLOPs, memory.
     ``sets``: ``method.KEY=VALUE`` over the shipped config, those of keys the method has.
-    ``seeds`` > 1: that many seeds trained as one stacked model (one step = one step of each)."""
+    ``seeds`` > 1: that many seeds trained as one stacked model (one step = one step of each).
+    ``compiled``: every network wrapped in ``torch.compile`` after the set-up."""
     import torch
 
     from unseen.config import parse_set, resolve_run_config
@@ -119,6 +126,9 @@ def measure_method(
     # Build + the method's one-off set-up (_prepare: e.g. f-CLSWGAN's seen-class classifier)
     # on one minibatch; the set-up is not part of the per-epoch cost measured below.
     m.fit(fake_data(batch, shape, device), epochs=0)
+    if compiled:  # the optimizers keep the same parameters (the wrapper shares them)
+        for key in list(m.nets_):
+            m.nets_[key] = torch.compile(m.nets_[key])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     ctx = m.amp.autocast  # as fit() runs an epoch
@@ -137,9 +147,22 @@ def measure_method(
         sync(device)
         setup_s = (time.perf_counter() - t) * n_train / len(many.labels)
         rows_factor, warm = 2, many
-    with ctx(), matmul_flops() as counter:  # also the warm-up step(s)
-        m._train_epoch(warm, 0)
-    flops = counter.get_total_flops() / math.ceil(rows_factor * len(warm.labels) / batch)
+    sync(device)
+    t = time.perf_counter()
+    if compiled:  # the warm-up compiles; a second one catches recompiles (other batch shapes)
+        with ctx():
+            m._train_epoch(warm, 0)
+        sync(device)
+        warmup_s = time.perf_counter() - t
+        with ctx():
+            m._train_epoch(warm, 0)
+        flops = float("nan")  # not counted: a dispatch mode around compiled code breaks graphs
+    else:
+        with ctx(), matmul_flops() as counter:  # also the warm-up step(s)
+            m._train_epoch(warm, 0)
+        sync(device)
+        warmup_s = time.perf_counter() - t
+        flops = counter.get_total_flops() / math.ceil(rows_factor * len(warm.labels) / batch)
     sync(device)
     t = time.perf_counter()
     with ctx():
@@ -151,6 +174,8 @@ def measure_method(
         "shape": shape,
         "precision": precision,
         "seeds": seeds,
+        "compiled": compiled,
+        "warmup_s": warmup_s,
         "config": source,
         "batch": batch,
         "steps_timed": steps * rows_factor,
@@ -267,8 +292,9 @@ def _flow_reference(m, shape: str, device, reps: int = 5) -> dict | None:
 
 
 def table(rows: list[dict]) -> str:
-    batched = [r for r in rows if r.get("seeds", 1) > 1]
-    rows = [r for r in rows if r.get("seeds", 1) == 1]
+    batched = [r for r in rows if r.get("seeds", 1) > 1 and not r.get("compiled")]
+    compiled = [r for r in rows if r.get("compiled") and r.get("seeds", 1) == 1]
+    rows = [r for r in rows if r.get("seeds", 1) == 1 and not r.get("compiled")]
     head = (
         "| method | shape | precision | batch | step ms | epoch s (extrap.) | samples/s | "
         "GFLOP/step | GFLOP/s | sgemm GFLOP/s | % of sgemm | peak MiB |"
@@ -288,6 +314,7 @@ def table(rows: list[dict]) -> str:
         )
     lines += _precision_table(rows)
     lines += _seed_table(rows, batched)
+    lines += _compile_table(rows, compiled)
     setups = [r for r in rows if r.get("setup_s_extrapolated")]
     if setups:
         lines += [
@@ -383,6 +410,37 @@ def _seed_table(single: list[dict], batched: list[dict]) -> list[str]:
     return lines
 
 
+def _compile_table(eager: list[dict], compiled: list[dict]) -> list[str]:
+    """Eager vs ``torch.compile``: the one-off cost, the step speed-up, and the epochs after
+    which compiling pays for itself (compile cost / time saved per epoch)."""
+    if not compiled:
+        return []
+    plain = {(r["method"], r["shape"], r.get("precision", "fp32")): r for r in eager}
+    lines = [
+        "",
+        "torch.compile (every network, default mode): compile cost = the compiled warm-up "
+        "step's time minus the eager warm-up step's:",
+        "",
+        "| method | shape | precision | eager step ms | compiled step ms | eager / compiled | "
+        "compile cost s | epochs to pay back |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in compiled:
+        key = (r["method"], r["shape"], r.get("precision", "fp32"))
+        if "error" in r or key not in plain or "error" in plain[key]:
+            lines.append(f"| {' | '.join(key)} | - | - | - | {r.get('error', '-')} | - |")
+            continue
+        e = plain[key]
+        cost = r["warmup_s"] - e["warmup_s"]
+        saved = e["epoch_s_extrapolated"] - r["epoch_s_extrapolated"]
+        payback = f"{cost / saved:.1f}" if saved > 0 else "never"
+        lines.append(
+            f"| {' | '.join(key)} | {e['step_ms']:.0f} | {r['step_ms']:.0f} | "
+            f"{e['step_ms'] / r['step_ms']:.2f} | {cost:.0f} | {payback} |"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = speed_parser(__doc__)
     p.add_argument("--methods", nargs="+", help="default: every registered method")
@@ -400,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="K",
         help="also measure K seeds as one batched model (methods that support it)",
     )
+    p.add_argument(
+        "--compile", action="store_true", help="also measure every method under torch.compile"
+    )
     p.add_argument("--out", help="also write the rows as JSON and the table as Markdown here")
     p.add_argument(
         "--append",
@@ -412,7 +473,13 @@ def main(argv: list[str] | None = None) -> int:
         args.precisions = ["bf16"]
     if args.one:
         r = measure_method(
-            *args.one, args.steps, args.device, args.precisions[0], args.set, args.seed_batch
+            *args.one,
+            args.steps,
+            args.device,
+            args.precisions[0],
+            args.set,
+            args.seed_batch,
+            args.compile,
         )
         print(json.dumps(r), flush=True)  # the last line: what in_fresh_process returns
         return 0
@@ -432,12 +499,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = []
     for method in methods:
-        counts = [1]
+        variants = [(1, False)]  # (seeds, compiled)
         if args.seed_batch > 1 and get_method(method).supports_seed_batch:
-            counts.append(args.seed_batch)
-        for shape, precision, seeds in itertools.product(args.shapes, args.precisions, counts):
+            variants.append((args.seed_batch, False))
+        if args.compile:
+            variants.append((1, True))
+        for shape, precision, (seeds, compiled) in itertools.product(
+            args.shapes, args.precisions, variants
+        ):
             cmd = ["--one", method, shape, "--steps", str(args.steps), "--device", args.device]
-            cmd += ["--seed-batch", str(seeds)]
+            cmd += ["--seed-batch", str(seeds), *(["--compile"] if compiled else [])]
             cmd += ["--threads", str(args.threads), *(["--set", *args.set] if args.set else [])]
             t = time.time()
             try:
@@ -445,13 +516,21 @@ def main(argv: list[str] | None = None) -> int:
             except RuntimeError as exc:
                 error = str(exc)[:200]
                 rows.append(
-                    dict(method=method, shape=shape, precision=precision, seeds=seeds, error=error)
+                    dict(
+                        method=method,
+                        shape=shape,
+                        precision=precision,
+                        seeds=seeds,
+                        compiled=compiled,
+                        error=error,
+                    )
                 )
                 print(f"{method} {shape} {precision}: FAILED: {exc}", flush=True)
                 continue
             rows.append(r)
             print(
-                f"{method:11} {shape:10} {precision} x{seeds} step {r['step_ms']:8.0f} ms  "
+                f"{method:11} {shape:10} {precision} x{seeds}{' compiled' * compiled} "
+                f"step {r['step_ms']:8.0f} ms  "
                 f"epoch ~{r['epoch_s_extrapolated']:7.1f} s"
                 f"  {r['gflops']:6.1f} GFLOP/s (sgemm {r['sgemm_gflops']:.1f})"
                 f"  peak {r['peak_mib']:.0f} MiB  [{time.time() - t:.0f} s]",
@@ -460,8 +539,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.append and args.out and Path(args.out).with_suffix(".json").exists():
         old = json.loads(Path(args.out).with_suffix(".json").read_text())["rows"]
 
-        def key(r: dict) -> tuple[str, str, str, int]:
-            return r["method"], r["shape"], r.get("precision", "fp32"), r.get("seeds", 1)
+        def key(r: dict) -> tuple:
+            return (
+                r["method"],
+                r["shape"],
+                r.get("precision", "fp32"),
+                r.get("seeds", 1),
+                r.get("compiled", False),
+            )
 
         fresh = {key(r) for r in rows}
         rows = [r for r in old if key(r) not in fresh] + rows
