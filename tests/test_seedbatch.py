@@ -193,3 +193,15 @@ def test_run_with_batch_seeds_on_a_method_without_it_trains_seeds_in_turn(tmp_pa
     rep = run(cfg, tmp_path / "izf", dataset=tiny_dataset(n_per_class=12), echo=False)
     assert set(rep["seeds"]) == {"0", "1"}
     assert "izf trains its seeds one after another" in (tmp_path / "izf" / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("estimator", ["izf", "unbiased", "biased"])
+@pytest.mark.parametrize("kernel", ["imq", "gaussian"])
+def test_mmd_of_stacked_sets_is_each_seeds_mmd(kernel, estimator):
+    from unseen.losses.mmd import mmd
+
+    x, y = torch.randn(3, 6, 4), torch.randn(3, 6, 4) + 0.5
+    stacked = mmd(x, y, kernel, estimator)
+    assert stacked.shape == (3,)
+    for k in range(3):
+        torch.testing.assert_close(stacked[k], mmd(x[k], y[k], kernel, estimator))

@@ -60,8 +60,11 @@ def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     Uses :math:`\lVert x\rVert^2 + \lVert y\rVert^2 - 2 x^\top y` (one matrix product: the
     only form fast enough for d = 2048 at batch 256).
     """
-    xx = x.pow(2).sum(1, keepdim=True)
-    yy = y.pow(2).sum(1, keepdim=True)
+    xx = x.pow(2).sum(-1, keepdim=True)
+    yy = y.pow(2).sum(-1, keepdim=True)
+    if x.dim() == 3:  # stacked seeds: (K, n, m)
+        cross = torch.baddbmm(xx + yy.transpose(1, 2), x, y.transpose(1, 2), alpha=-2.0)
+        return cross.clamp_min(0.0)
     return torch.addmm(xx + yy.t(), x, y.t(), alpha=-2.0).clamp_min(0.0)
 
 
@@ -72,7 +75,7 @@ def imq_kernel(x: torch.Tensor, y: torch.Tensor, scale: float | None = None) -> 
         x, y: ``(n, d)`` and ``(m, d)`` samples.
         scale: :math:`C`; default ``2 d`` (IZF Sec. 6.1).
     """
-    c = 2.0 * x.shape[1] if scale is None else float(scale)
+    c = 2.0 * x.shape[-1] if scale is None else float(scale)
     return c / (c + squared_distances(x, y))
 
 
@@ -83,7 +86,7 @@ def gaussian_kernel(x: torch.Tensor, y: torch.Tensor, scale: float | None = None
         x, y: ``(n, d)`` and ``(m, d)`` samples.
         scale: :math:`C = 2\sigma^2`; default ``2 d``, the IMQ kernel's length scale.
     """
-    c = 2.0 * x.shape[1] if scale is None else float(scale)
+    c = 2.0 * x.shape[-1] if scale is None else float(scale)
     return torch.exp(-squared_distances(x, y) / c)
 
 
@@ -91,8 +94,14 @@ KERNELS = {"imq": imq_kernel, "gaussian": gaussian_kernel}
 
 
 def _offdiag_mean(k: torch.Tensor) -> torch.Tensor:
-    n = k.shape[0]
+    n = k.shape[-1]
+    if k.dim() == 3:  # one value per stacked seed
+        return (k.sum((1, 2)) - k.diagonal(dim1=1, dim2=2).sum(1)) / (n * (n - 1))
     return (k.sum() - k.diagonal().sum()) / (n * (n - 1))
+
+
+def _mean(k: torch.Tensor) -> torch.Tensor:
+    return k.mean((1, 2)) if k.dim() == 3 else k.mean()
 
 
 def mmd(
@@ -102,7 +111,8 @@ def mmd(
     estimator: str = "izf",
     scale: float | None = None,
 ) -> torch.Tensor:
-    r"""An estimate of :math:`\mathrm{MMD}^2` between the sets ``x`` and ``y`` (a scalar).
+    r"""An estimate of :math:`\mathrm{MMD}^2` between the sets ``x`` and ``y`` (a scalar; one
+    per seed, ``(K,)``, for ``(K, n, d)`` sets of seeds trained as one stacked model).
 
     Args:
         x: ``(n, d)`` samples of the first distribution (``n >= 2``).
@@ -116,16 +126,16 @@ def mmd(
         raise ConfigError(f"unknown MMD kernel {kernel!r}; valid: {list(KERNELS)}")
     if estimator not in ESTIMATORS:
         raise ConfigError(f"unknown MMD estimator {estimator!r}; valid: {list(ESTIMATORS)}")
-    if x.shape[0] < 2 or y.shape[0] < 2:
-        raise ConfigError(f"MMD needs >= 2 samples per set, got {x.shape[0]} and {y.shape[0]}")
+    if x.shape[-2] < 2 or y.shape[-2] < 2:
+        raise ConfigError(f"MMD needs >= 2 samples per set, got {x.shape[-2]} and {y.shape[-2]}")
     k = KERNELS[kernel]
     kxx, kyy, kxy = k(x, x, scale), k(y, y, scale), k(x, y, scale)
     if estimator == "biased":
-        return kxx.mean() + kyy.mean() - 2 * kxy.mean()
+        return _mean(kxx) + _mean(kyy) - 2 * _mean(kxy)
     within = _offdiag_mean(kxx) + _offdiag_mean(kyy)
     if estimator == "izf":
-        return within - 2 * kxy.mean()
-    if x.shape[0] != y.shape[0]:
+        return within - 2 * _mean(kxy)
+    if x.shape[-2] != y.shape[-2]:
         raise ConfigError("the unbiased (U-statistic) MMD needs sets of equal size")
     return within - 2 * _offdiag_mean(kxy)
 

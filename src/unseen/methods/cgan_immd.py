@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
@@ -46,8 +45,6 @@ class CGANiMMD(CLSWGAN):
 
     name = "cgan-immd"
     config_class = CGANiMMDConfig
-    # its epoch is not written with the seed-axis helpers yet: seeds train one by one
-    supports_seed_batch = False
     paper = "IZF's CGAN + L_iMMD baseline (Shen et al., ECCV 2020, supplementary Sec. 4.2)"
     config: CGANiMMDConfig
 
@@ -68,9 +65,7 @@ class CGANiMMD(CLSWGAN):
             )
             init_normal(g)
             self.nets_["generator"] = g
-            self.optimizers_["generator"] = torch.optim.Adam(
-                g.parameters(), c.lr, betas=(c.beta1, 0.999)
-            )
+            self.optimizers_ = self._make_optimizers()
 
     def _train_epoch(self, data: SeenTrainData, epoch: int) -> dict[str, float]:
         # f-CLSWGAN's epoch (clswgan.py) with beta * L_iMMD added to the generator loss.
@@ -81,34 +76,42 @@ class CGANiMMD(CLSWGAN):
         opt_g, opt_d = self.optimizers_["generator"], self.optimizers_["critic"]
         x_all, sem = data.features, data.semantics
         target_all = _seen_positions(data)
-        n, dev, nz = len(x_all), x_all.device, G.noise_dim
+        n, nz, B = len(x_all), G.noise_dim, c.batch_size
         unseen = data.unseen_classes
-        sums = {"critic": 0.0, "generator": 0.0, "cls": 0.0, "immd": 0.0}
-        steps = max(1, -(-n // c.batch_size))
+        # summed as tensors (no device sync per step); one value per seed when stacked
+        sums: dict[str, torch.Tensor | float] = dict.fromkeys(
+            ("critic", "generator", "cls", "immd"), 0.0
+        )
+        steps = max(1, -(-n // B))
         for _ in range(steps):
             D.requires_grad_(True)
             for _ in range(c.critic_steps):
-                idx = torch.randint(n, (c.batch_size,), device=dev)
+                idx = self.randint(n, (B,))
                 x, a = x_all[idx], sem[data.labels[idx]]
                 with torch.no_grad():
-                    fake = G(torch.randn(len(idx), nz, device=dev), a)
-                scores = D(torch.cat([fake, x]), torch.cat([a, a]))
-                gp = gradient_penalty(lambda v, a=a: D(v, a), x, fake, c.gp_weight)
-                loss_d = scores[: len(x)].mean() - scores[len(x) :].mean() + gp
+                    fake = G(self.randn(B, nz), a)
+                scores = D(torch.cat([fake, x], dim=-2), torch.cat([a, a], dim=-2))
+                gp = gradient_penalty(
+                    lambda v, a=a: D(v, a), x, fake, c.gp_weight, alpha=self.rand(B, 1)
+                )
+                loss_d = self.seed_mean(scores[..., :B]) - self.seed_mean(scores[..., B:]) + gp
                 self.optimize(loss_d, opt_d)
             D.requires_grad_(False)
-            idx = torch.randint(n, (c.batch_size,), device=dev)
+            idx = self.randint(n, (B,))
             a = sem[data.labels[idx]]
-            fake = G(torch.randn(len(idx), nz, device=dev), a)
-            adv = -D(fake, a).mean()
-            cls = F.cross_entropy(clf(fake), target_all[idx])
-            u = unseen[torch.randint(len(unseen), (len(idx),), device=dev)]
-            fake_u = G(torch.randn(len(idx), nz, device=dev), sem[u])
+            fake = G(self.randn(B, nz), a)
+            adv = -self.seed_mean(D(fake, a))
+            cls = self.seed_cross_entropy(clf(fake), target_all[idx])
+            u = unseen[self.randint(len(unseen), (B,))]
+            fake_u = G(self.randn(B, nz), sem[u])
             immd = inverse_mmd_loss(x_all[idx], fake_u, c.kernel)
             loss_g = adv + c.cls_weight * cls + c.immd_weight * immd
             self.optimize(loss_g, opt_g)
-            sums["critic"] += loss_d.item()
-            sums["generator"] += adv.item()
-            sums["cls"] += cls.item()
-            sums["immd"] += immd.item()
+            for key, value in (
+                ("critic", loss_d),
+                ("generator", adv),
+                ("cls", cls),
+                ("immd", immd),
+            ):
+                sums[key] = sums[key] + value.detach()
         return {k: v / steps for k, v in sums.items()}
