@@ -214,8 +214,9 @@ class TLCoupling(CLSWGAN):
 
     name = "tlcoupling"
     config_class = TLCouplingConfig
-    # its epoch is not written with the seed-axis helpers yet: seeds train one by one
-    supports_seed_batch = False
+    # the epoch draws and reduces through the seed-axis helpers; the Sinkhorn alignment of
+    # Eq. 11 runs per seed (each seed's minibatch has its own set of classes)
+    supports_seed_batch = True
     paper = (
         "Chandhok & Balasubramanian, Two-Level Adversarial Visual-Semantic Coupling for "
         "Generalized Zero-shot Learning, WACV 2021"
@@ -246,12 +247,16 @@ class TLCoupling(CLSWGAN):
         )
         for key in ("generator", "critic", "inference", "critic_inf", "critic_joint"):
             init_normal(self.nets_[key])
+        self.optimizers_ = self._make_optimizers()
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
         betas = (c.beta1, 0.999)
 
         def adam(key: str, lr: float) -> torch.optim.Adam:
             return torch.optim.Adam(self.nets_[key].parameters(), lr, betas=betas)
 
-        self.optimizers_ = {
+        return {
             "generator": adam("generator", c.lr),
             "critic": adam("critic", c.lr),
             "inference": adam("inference", c.lr_i or c.lr),
@@ -266,14 +271,16 @@ class TLCoupling(CLSWGAN):
         """Eq. 7, critic side: ``E[D1(x_hat, h)] - E[D1(x, h)] + lambda * GP_x`` (minimised,
         i.e. D1 maximises L_WGAN1). Returns ``(loss, E[D1(x,h)] - E[D1(x_hat,h)])``."""
         D1 = self.nets_["critic"]
-        scores = D1(torch.cat([x_hat, x]), torch.cat([h, h]))
-        d_fake, d_real = scores[: len(x)].mean(), scores[len(x) :].mean()
+        n = x.shape[-2]
+        scores = D1(torch.cat([x_hat, x], dim=-2), torch.cat([h, h], dim=-2))
+        d_fake, d_real = self.seed_mean(scores[..., :n]), self.seed_mean(scores[..., n:])
         gp = gradient_penalty(
             lambda v: D1(v, h),
             x,
             x_hat,
             self.config.gp_weight,
             input_gradient=lambda v: D1.input_gradient(v, h),
+            alpha=self.rand(n, 1),
         )
         return d_fake - d_real + gp, (d_real - d_fake).detach()
 
@@ -284,14 +291,16 @@ class TLCoupling(CLSWGAN):
         penalty on interpolates h~ = a h + (1 - a) h_hat (gradient w.r.t. h only, x fixed).
         Returns ``(loss, E[D2(h,x)] - E[D2(h_hat,x)])``."""
         D2 = self.nets_["critic_inf"]
-        scores = D2(torch.cat([h_hat, h]), torch.cat([x, x]))
-        d_fake, d_real = scores[: len(h)].mean(), scores[len(h) :].mean()
+        n = h.shape[-2]
+        scores = D2(torch.cat([h_hat, h], dim=-2), torch.cat([x, x], dim=-2))
+        d_fake, d_real = self.seed_mean(scores[..., :n]), self.seed_mean(scores[..., n:])
         gp = gradient_penalty(
             lambda v: D2(v, x),
             h,
             h_hat,
             self.config.gp_weight,
             input_gradient=lambda v: D2.input_gradient(v, x),
+            alpha=self.rand(n, 1),
         )
         return d_fake - d_real + gp, (d_real - d_fake).detach()
 
@@ -306,12 +315,18 @@ class TLCoupling(CLSWGAN):
         h~ = a h_hat + (1 - a) h (one a per row for both). Returns ``(loss, the estimate)``.
         """
         D3 = self.nets_["critic_joint"]
-        real = torch.cat([x, h_hat], dim=1)  # <x, I(x)>
-        fake = torch.cat([x_hat, h], dim=1)  # <G(z, h), h>
-        scores = D3.forward_pair(torch.cat([fake, real]))
-        d_fake, d_real = scores[: len(x)].mean(), scores[len(x) :].mean()
+        real = torch.cat([x, h_hat], dim=-1)  # <x, I(x)>
+        fake = torch.cat([x_hat, h], dim=-1)  # <G(z, h), h>
+        n = x.shape[-2]
+        scores = D3.forward_pair(torch.cat([fake, real], dim=-2))
+        d_fake, d_real = self.seed_mean(scores[..., :n]), self.seed_mean(scores[..., n:])
         gp = gradient_penalty(
-            D3.forward_pair, real, fake, self.config.gp_weight, input_gradient=D3.input_gradient
+            D3.forward_pair,
+            real,
+            fake,
+            self.config.gp_weight,
+            input_gradient=D3.input_gradient,
+            alpha=self.rand(n, 1),
         )
         return d_fake - d_real + gp, (d_real - d_fake).detach()
 
@@ -322,14 +337,24 @@ class TLCoupling(CLSWGAN):
         """Eq. 9, generator side: ``-E[D1(x_hat, h)] + beta * L_CLS`` with L_CLS of Eq. 8
         (cross-entropy of the frozen pre-trained seen classifier on x_hat).
         Returns ``(loss, adversarial part, L_CLS)``."""
-        adv = -self.nets_["critic"](x_hat, h).mean()
-        cls = F.cross_entropy(self.nets_["seen_classifier"](x_hat), target)
+        adv = -self.seed_mean(self.nets_["critic"](x_hat, h))
+        cls = self.seed_cross_entropy(self.nets_["seen_classifier"](x_hat), target)
         return adv + self.config.cls_weight * cls, adv, cls
 
     def alignment_loss(self, h_hat: torch.Tensor, labels: torch.Tensor, semantics: torch.Tensor):
         """L_wasserstein of Eq. 11: Sinkhorn distance between the class centres of h_hat in
         the minibatch and the ground-truth semantics h of those classes (two uniform point
         sets, no correspondence imposed)."""
+        if self.seed_batch_:  # per seed: each seed's minibatch has its own classes
+            return torch.stack(
+                [self.alignment_loss_one(h_k, y_k, semantics) for h_k, y_k in zip(h_hat, labels)]
+            )
+        return self.alignment_loss_one(h_hat, labels, semantics)
+
+    def alignment_loss_one(
+        self, h_hat: torch.Tensor, labels: torch.Tensor, semantics: torch.Tensor
+    ) -> torch.Tensor:
+        """L_wasserstein of one minibatch (one seed)."""
         centres, classes = class_centres(h_hat, labels)
         return sinkhorn_distance(centres, semantics[classes], self.config.sinkhorn_reg)
 
@@ -342,11 +367,11 @@ class TLCoupling(CLSWGAN):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Eq. 11, inference side: ``-E[D2(h_hat, x)] + gamma * L_wasserstein``.
         Returns ``(loss, adversarial part, L_wasserstein)`` (the latter 0 when gamma = 0)."""
-        adv = -self.nets_["critic_inf"](h_hat, x).mean()
+        adv = -self.seed_mean(self.nets_["critic_inf"](h_hat, x))
         if self.config.gamma > 0:
             align = self.alignment_loss(h_hat, labels, semantics)
         else:
-            align = torch.zeros((), device=x.device)
+            align = torch.zeros_like(adv)
         return adv + self.config.gamma * align, adv, align
 
     def joint_max_loss(
@@ -360,9 +385,10 @@ class TLCoupling(CLSWGAN):
         """
         D3 = self.nets_["critic_joint"]
         scores = D3.forward_pair(
-            torch.cat([torch.cat([x, h_hat], dim=1), torch.cat([x_hat, h], dim=1)])
+            torch.cat([torch.cat([x, h_hat], dim=-1), torch.cat([x_hat, h], dim=-1)], dim=-2)
         )
-        return scores[: len(x)].mean() - scores[len(x) :].mean()
+        n = x.shape[-2]
+        return self.seed_mean(scores[..., :n]) - self.seed_mean(scores[..., n:])
 
     def total_loss(
         self,
@@ -412,21 +438,22 @@ class TLCoupling(CLSWGAN):
         nets["seen_classifier"].requires_grad_(False)
         x_all, sem = data.features, data.semantics
         target_all = _seen_positions(data)
-        n, dev = len(x_all), x_all.device
-        sums: dict[str, float] = {}
-        steps = max(1, -(-n // c.batch_size))
+        n, B = len(x_all), c.batch_size
+        # summed as tensors (no device sync per step); one value per seed when stacked
+        sums: dict[str, torch.Tensor] = {}
+        steps = max(1, -(-n // B))
 
         def log(key: str, value: torch.Tensor) -> None:
-            sums[key] = sums.get(key, 0.0) + float(value)
+            sums[key] = sums.get(key, 0.0) + value.detach()
 
         for _ in range(steps):
             # 1. Critics D1, D2, D3: critic_steps updates on fresh minibatches.
             for key in critics:
                 nets[key].requires_grad_(True)
             for _ in range(c.critic_steps):
-                idx = torch.randint(n, (c.batch_size,), device=dev)
+                idx = self.randint(n, (B,))
                 x, h = x_all[idx], sem[data.labels[idx]]
-                z = torch.randn(len(idx), G.noise_dim, device=dev)
+                z = self.randn(B, G.noise_dim)
                 with torch.no_grad():
                     x_hat = G(z, h)
                     h_hat = inf(x) if use_inf or use_joint else None
@@ -448,8 +475,8 @@ class TLCoupling(CLSWGAN):
             if use_joint:
                 log("w_joint", w3)
             # 2. G and I: one joint step on Eq. 14.
-            idx = torch.randint(n, (c.batch_size,), device=dev)
-            z = torch.randn(len(idx), G.noise_dim, device=dev)
+            idx = self.randint(n, (B,))
+            z = self.randn(B, G.noise_dim)
             total, parts = self.total_loss(x_all[idx], data.labels[idx], target_all[idx], sem, z)
             gi = ["generator"] + ["inference"] * (use_inf or use_joint)
             self.optimize(total, *(opts[key] for key in gi))

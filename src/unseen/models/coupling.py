@@ -72,7 +72,7 @@ class InferenceNetwork(nn.Module):
             h = module(h)
             if isinstance(module, nn.LeakyReLU):
                 feats.append(h)
-        return h, torch.cat(feats, dim=1)
+        return h, torch.cat(feats, dim=-1)
 
 
 class JointCritic(nn.Module):
@@ -88,11 +88,11 @@ class JointCritic(nn.Module):
         self.net = MLP(feature_dim + semantic_dim, tuple(hidden), 1)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([x, h], dim=1)).squeeze(1)
+        return self.net(torch.cat([x, h], dim=-1)).squeeze(-1)
 
     def forward_pair(self, xh: torch.Tensor) -> torch.Tensor:
         """D3 on pairs already concatenated as ``[x, h]`` rows."""
-        return self.net(xh).squeeze(1)
+        return self.net(xh).squeeze(-1)
 
     def input_gradient(self, xh: torch.Tensor) -> torch.Tensor:
         """``d D3 / d [x, h]`` in closed form, for ``[x, h]`` rows (see ``MLP.input_gradient``)."""
