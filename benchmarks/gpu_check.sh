@@ -5,12 +5,14 @@
 #      tests/test_precision.py, every method in fp32, bf16 and fp16 with its GradScaler; the
 #      rest of the suite never touches a device);
 #   2. every method's training step at the FLO shape (5631 x 1280 EfficientNet-Lite0 features,
-#      1024-d semantics), fp32 vs bf16, each in a fresh process (benchmarks/speed_all.py);
-#   3. a short FLO run of f-CLSWGAN (FLO-fast config, FLO_EPOCHS generator epochs, seed 0)
-#      in fp32 and in bf16: wall time and test numbers;
+#      1024-d semantics), fp32 vs bf16, and SEED_BATCH seeds as one batched model for the
+#      methods that support it (--batch-seeds), each in a fresh process
+#      (benchmarks/speed_all.py);
+#   3. a short FLO run of f-CLSWGAN (FLO-fast config, FLO_EPOCHS generator epochs, seeds
+#      0 1 2 trained as one batched model) in fp32 and in bf16: wall time and test numbers;
 #
 # then prints one table (and writes it to $OUT/gpu_check.md when OUT is set). Each part runs
-# under its own time limit (T_TESTS + T_SPEED + 2 x T_RUN = 450 s by default, plus start-up),
+# under its own time limit (T_TESTS + T_SPEED + 2 x T_RUN = 470 s by default, plus start-up),
 # so a slow or broken part is reported and the others still run.
 #
 #   bash benchmarks/gpu_check.sh                      # on the GPU machine
@@ -18,11 +20,11 @@
 #   DEVICE=cpu QUICK=1 bash benchmarks/gpu_check.sh   # dry run on the CPU: tiny problems
 #
 # Settings (environment): DEVICE (cuda), PARTS (tests speed run: which parts to run),
-# PRECISIONS (fp32 bf16), FLO_EPOCHS (10),
+# PRECISIONS (fp32 bf16), FLO_EPOCHS (5), SEED_BATCH (3),
 # DATA_ROOT (../shared/data/xlsa17, relative to the repository root), PYTHON (python),
 # QUICK (0; 1: bf16 tests only, step timing of meanreg and izf with one step, the run on the
 # built-in demo data instead of FLO), T_TESTS / T_SPEED / T_RUN (time limits in seconds:
-# 120 / 150 / 90; the step timing shares T_SPEED among the methods, one at a time).
+# 100 / 170 / 100; the step timing shares T_SPEED among the methods, one at a time).
 # Paths are relative to the repository root; nothing here names a machine.
 
 set -uo pipefail
@@ -31,13 +33,14 @@ cd "$(dirname "$0")/.." || exit 2
 DEVICE=${DEVICE:-cuda}
 PARTS=${PARTS:-tests speed run}
 PRECISIONS=${PRECISIONS:-fp32 bf16}
-FLO_EPOCHS=${FLO_EPOCHS:-10}
+FLO_EPOCHS=${FLO_EPOCHS:-5}
+SEED_BATCH=${SEED_BATCH:-3}
 DATA_ROOT=${DATA_ROOT:-../shared/data/xlsa17}
 PYTHON=${PYTHON:-python}
 QUICK=${QUICK:-0}
-T_TESTS=${T_TESTS:-120}
-T_SPEED=${T_SPEED:-150}
-T_RUN=${T_RUN:-90}
+T_TESTS=${T_TESTS:-100}
+T_SPEED=${T_SPEED:-170}
+T_RUN=${T_RUN:-100}
 if [[ -n "${OUT:-}" ]]; then
     WORK=$OUT
     mkdir -p "$WORK" || exit 2
@@ -96,10 +99,10 @@ tests() {
 
 speed() {
     echo "== 2. training step per method, FLO shape, precisions: $PRECISIONS"
-    local args=(--shapes FLO-effnet --steps 3) methods
+    local args=(--shapes FLO-effnet --steps 3 --seed-batch "$SEED_BATCH") methods
     methods=$("$PYTHON" -c "from unseen.methods import available_methods as a; print(*a())")
     if [[ "$QUICK" == 1 ]]; then
-        args=(--shapes FLO-effnet --steps 1)
+        args=(--shapes FLO-effnet --steps 1 --seed-batch "$SEED_BATCH")
         methods="meanreg izf"
     fi
     local t0 deadline left method what timed=() missed=()
@@ -127,12 +130,12 @@ summarize_run='
 import json, sys
 r = json.load(open(sys.argv[1]))
 m = {k: v["mean"] for k, v in r["summary"].items() if isinstance(v, dict) and "mean" in v}
-fit = next(iter(r["seeds"].values()))["fit_seconds"]
-print("H %.1f (U %.1f, S %.1f), T1 %.1f; test fit %.0f s" % (m["h"], m["u"], m["s"], m["t1"], fit))
+seeds = len(r["seeds"])
+print("H %.1f (U %.1f, S %.1f), T1 %.1f; %d seeds" % (m["h"], m["u"], m["s"], m["t1"], seeds))
 '
 
 run() {
-    echo "== 3. short f-CLSWGAN run per precision"
+    echo "== 3. short f-CLSWGAN run per precision, seeds 0 1 2 as one batched model"
     local data epochs name
     if [[ "$QUICK" == 1 ]]; then
         data=(--dataset demo --set method.hidden_g=64 --set method.hidden_d=64
@@ -144,7 +147,7 @@ run() {
         data=(--dataset FLO --data-root "$DATA_ROOT" --set data.features=effnet_lite0.mat
             --config configs/clswgan/FLO-fast.yaml)
         epochs=$FLO_EPOCHS
-        name="FLO effnet_lite0, FLO-fast, $FLO_EPOCHS epochs, seed 0"
+        name="FLO effnet_lite0, FLO-fast, $FLO_EPOCHS epochs, seeds 0 1 2 batched"
     fi
     local prec out t0 status seconds result
     for prec in $PRECISIONS; do
@@ -152,7 +155,8 @@ run() {
         t0=$(now)
         timeout "$T_RUN" "$PYTHON" -m unseen.cli run clswgan "${data[@]}" \
             --set method.epochs="$epochs" --set selection.eval_every="$epochs" \
-            --seeds 0 --device "$DEVICE" --precision "$prec" --out "$out" --force --quiet \
+            --seeds 0 1 2 --batch-seeds --device "$DEVICE" --precision "$prec" --out "$out" \
+            --force --quiet \
             > "$out.log" 2>&1
         status=$?
         seconds=$(($(now) - t0))
