@@ -78,6 +78,9 @@ class CVAE(GenerativeMethod):
     config_class = CVAEConfig
     paper = "Sohn et al., NeurIPS 2015 (as IZF's baseline, Shen et al., ECCV 2020)"
     config: CVAEConfig
+    # draws and reductions through the seed-axis helpers; L_C per seed (each seed's minibatch
+    # holds its own classes)
+    supports_seed_batch = True
 
     def _latent(self, dims: dict[str, int]) -> int:
         return self.config.latent_dim or dims["semantic_dim"]
@@ -92,10 +95,13 @@ class CVAE(GenerativeMethod):
                 "decoder": MLP(dz + da, (c.hidden,), d),
             }
         )
-        self.optimizers_ = {"cvae": torch.optim.Adam(self.nets_.parameters(), lr=c.lr)}
+        self.optimizers_ = self._make_optimizers()
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"cvae": torch.optim.Adam(self.nets_.parameters(), lr=self.config.lr)}
 
     def decode(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return self.nets_["decoder"](torch.cat([z, c], dim=1))
+        return self.nets_["decoder"](torch.cat([z, c], dim=-1))
 
     def prototypes(self, class_semantics: torch.Tensor) -> torch.Tensor:
         """``dec(c, 0)``: the CVAE's counterpart of IZF's prototypes."""
@@ -112,28 +118,52 @@ class CVAE(GenerativeMethod):
     ) -> dict[str, torch.Tensor]:
         """``elbo`` (negative ELBO per sample), ``centre``, ``immd`` and ``total``."""
         c = self.config
-        per = float(v.shape[1]) if c.loss_scale == "dim" else 1.0
+        per = float(v.shape[-1]) if c.loss_scale == "dim" else 1.0
         dz = self._latent(self.dims_)
         a = semantics[y]
-        mu, logvar = self.nets_["encoder"](torch.cat([v, a], dim=1)).split(dz, dim=1)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        recon = 0.5 * (self.decode(a, z) - v).pow(2).sum(1)
-        elbo = (gaussian_kl(mu, logvar) + recon).mean()
+        mu, logvar = self.nets_["encoder"](torch.cat([v, a], dim=-1)).split(dz, dim=-1)
+        z = mu + self.randn(*mu.shape[-2:]) * (0.5 * logvar).exp()
+        recon = 0.5 * (self.decode(a, z) - v).pow(2).sum(-1)
+        elbo = self.seed_mean(gaussian_kl(mu, logvar) + recon)
         total = elbo / per
         out = {"elbo": elbo}
         if c.lambda_c != 0:
-            classes = torch.unique(y)
-            l_c = prototype_centring_loss(self.prototypes(semantics[classes]), class_means[classes])
+            if self.seed_batch_:  # per seed: each seed's minibatch has its own classes
+                l_c = self._stacked_centring(semantics, class_means, y)
+            else:
+                l_c = self._centring(semantics, class_means, y)
             total = total + c.lambda_c * l_c / per
             out["centre"] = l_c
-        if c.lambda_immd != 0 and len(v) >= 2:
-            u = unseen_classes[torch.randint(len(unseen_classes), (len(v),), device=v.device)]
-            v_u = self.decode(semantics[u], torch.randn(len(v), dz, device=v.device))
+        n = v.shape[-2]
+        if c.lambda_immd != 0 and n >= 2:
+            u = unseen_classes[self.randint(len(unseen_classes), (n,))]
+            v_u = self.decode(semantics[u], self.randn(n, dz))
             l_immd = inverse_mmd_loss(v, v_u, c.kernel, c.mmd_estimator, c.kernel_scale or None)
             total = total + c.lambda_immd * l_immd
             out["immd"] = l_immd
         out["total"] = total
         return out
+
+    def _centring(
+        self, semantics: torch.Tensor, class_means: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        """L_C over the classes of one minibatch's labels ``y``."""
+        classes = torch.unique(y)
+        return prototype_centring_loss(self.prototypes(semantics[classes]), class_means[classes])
+
+    def _stacked_centring(
+        self, semantics: torch.Tensor, class_means: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        """L_C of each stacked seed, ``(K,)``: every class's prototype from every seed's
+        decoder at once, then each seed's loss over the classes of its own minibatch."""
+        k, dz = len(y), self._latent(self.dims_)
+        sem = semantics.to(torch.float32).expand(k, -1, -1)
+        protos = self.decode(sem, sem.new_zeros(k, len(semantics), dz))
+        losses = []
+        for seed_protos, y_k in zip(protos, y):
+            classes = torch.unique(y_k)
+            losses.append(prototype_centring_loss(seed_protos[classes], class_means[classes]))
+        return torch.stack(losses)
 
     def _train_epoch(self, data: SeenTrainData, epoch: int) -> dict[str, float]:
         c = self.config
@@ -150,6 +180,7 @@ class CVAE(GenerativeMethod):
             ),
             min_batch=2,
             optimize=self.optimize,
+            randperm=self.randperm,
         )
 
     def sample(self, class_semantics: torch.Tensor, n_per_class: int) -> torch.Tensor:
