@@ -205,3 +205,17 @@ def test_mmd_of_stacked_sets_is_each_seeds_mmd(kernel, estimator):
     assert stacked.shape == (3,)
     for k in range(3):
         torch.testing.assert_close(stacked[k], mmd(x[k], y[k], kernel, estimator))
+
+
+def test_ce_gzsl_contrastive_losses_of_stacked_seeds_are_each_seeds():
+    from unseen.methods.cegzsl import class_contrastive_loss, instance_contrastive_loss
+
+    z = torch.randn(3, 6, 4)
+    labels = torch.tensor([[0, 0, 1, 1, 2, 3], [0, 1, 2, 3, 4, 5], [1, 1, 1, 2, 2, 0]])
+    stacked = instance_contrastive_loss(z, labels, 0.1)
+    for k in range(3):  # seed 1 has no anchor with a positive: 0, as the one-seed form
+        torch.testing.assert_close(stacked[k], instance_contrastive_loss(z[k], labels[k], 0.1))
+    scores, target = torch.randn(3, 6, 5), torch.randint(5, (3, 6))
+    stacked = class_contrastive_loss(scores, target, 0.1)
+    for k in range(3):
+        torch.testing.assert_close(stacked[k], class_contrastive_loss(scores[k], target[k], 0.1))

@@ -88,6 +88,8 @@ def _instance_contrastive_loss(
         ``SupConLoss_clear`` leaves such anchors out the same way, and divides by zero when
         none is left).
     """
+    if z.dim() == 3:  # seeds trained as one stacked model: one loss per seed
+        return _stacked_instance_loss(z, labels, temperature)
     n = len(z)
     if n < 2:
         return z.new_zeros(())
@@ -104,6 +106,27 @@ def _instance_contrastive_loss(
     return -(pos_sum[has] / n_pos[has]).mean()
 
 
+def _stacked_instance_loss(
+    z: torch.Tensor, labels: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """:func:`_instance_contrastive_loss` of each seed's ``(n, k)`` slice of ``(K, n, k)``
+    projections, ``(K,)``: the anchors without a positive are masked out per seed instead of
+    dropped (each seed's batch holds its own labels)."""
+    n = z.shape[1]
+    if n < 2:
+        return z.new_zeros(z.shape[0])
+    z = F.normalize(z, dim=-1)
+    self_pair = torch.eye(n, dtype=torch.bool, device=z.device)
+    logits = (z @ z.transpose(1, 2) / temperature).masked_fill(self_pair, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+    positive = (labels[:, :, None] == labels[:, None, :]) & ~self_pair
+    n_pos = positive.sum(-1)
+    has = n_pos > 0
+    per_anchor = log_prob.masked_fill(~positive, 0.0).sum(-1) / n_pos.clamp_min(1)
+    # 0 for a seed whose batch has no anchor with a positive (as the one-seed form)
+    return -(per_anchor * has).sum(-1) / has.sum(-1).clamp_min(1)
+
+
 def _class_contrastive_loss(
     scores: torch.Tensor, target: torch.Tensor, temperature: float
 ) -> torch.Tensor:
@@ -114,6 +137,11 @@ def _class_contrastive_loss(
         target: ``(n,)`` the true class of each row, as a column of ``scores``.
         temperature: tau_cls > 0.
     """
+    if scores.dim() == 3:  # one loss per stacked seed
+        flat = F.cross_entropy(
+            scores.reshape(-1, scores.shape[-1]) / temperature, target.reshape(-1), reduction="none"
+        )
+        return flat.reshape(target.shape).mean(-1)
     return F.cross_entropy(scores / temperature, target)
 
 
@@ -146,7 +174,14 @@ class Comparator(nn.Module):
         nn.init.normal_(self.from_a.weight, 0.0, 0.02)
 
     def forward(self, h: torch.Tensor, class_semantics: torch.Tensor) -> torch.Tensor:
-        """``(n, K)`` scores F([h_i, a_c]) for ``(n, e)`` embeddings and ``(K, d_a)`` classes."""
+        """``(n, K)`` scores F([h_i, a_c]) for ``(n, e)`` embeddings and ``(K, d_a)`` classes
+        (``(S, n, K)`` for the ``(S, n, e)`` embeddings of S stacked seeds)."""
+        if h.dim() == 3:  # stacked seeds: every seed's F on its own embeddings
+            seeds, n = h.shape[:2]
+            a = self.from_a(class_semantics.expand(seeds, -1, -1))
+            pairs = self.from_h(h)[:, :, None, :] + a[:, None, :, :]
+            flat = F.leaky_relu(pairs, self.slope).reshape(seeds, n * a.shape[1], -1)
+            return self.out(flat).reshape(seeds, n, a.shape[1])
         pairs = self.from_h(h)[:, None, :] + self.from_a(class_semantics)[None, :, :]
         return self.out(F.leaky_relu(pairs, self.slope)).squeeze(-1)
 
@@ -220,6 +255,7 @@ class CEGZSL(GenerativeMethod):
     config_class = CEGZSLConfig
     paper = "Han et al., Contrastive Embedding for Generalized Zero-Shot Learning, CVPR 2021"
     config: CEGZSLConfig
+    supports_seed_batch = True  # draws and reductions through the seed-axis helpers
 
     #: networks updated by the critic-side step (official: one Adam over D, E, H and F)
     CRITIC_SIDE = ("critic", "embedding", "projection", "comparator")
@@ -258,8 +294,12 @@ class CEGZSL(GenerativeMethod):
         )
         for k in ("generator", "critic", "embedding", "projection"):
             init_normal(self.nets_[k])  # N(0, 0.02^2) weights, zero biases (official)
+        self.optimizers_ = self._make_optimizers()
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
         betas = (c.beta1, 0.999)
-        self.optimizers_ = {
+        return {
             k: torch.optim.Adam(net.parameters(), c.lr, betas=betas)
             for k, net in self.nets_.items()
         }
@@ -275,7 +315,7 @@ class CEGZSL(GenerativeMethod):
         """``(x, y, a)``: up to ``batch_size`` distinct training samples, their labels as
         positions in ``data.seen_classes`` and their class semantics (official
         ``next_batch``)."""
-        idx = torch.randperm(len(data.labels), device=data.labels.device)[: self.config.batch_size]
+        idx = self.randperm(len(data.labels))[..., : self.config.batch_size]
         return data.features[idx], _seen_positions(data)[idx], data.semantics[data.labels[idx]]
 
     def _critic_losses(
@@ -290,12 +330,18 @@ class CEGZSL(GenerativeMethod):
         """
         c = self.config
         G, D = self.nets_["generator"], self.nets_["critic"]
+        n = x.shape[-2]
         with torch.no_grad():
-            fake = G(torch.randn(len(x), G.noise_dim, device=x.device), a)
-        scores = D(torch.cat([fake, x]), torch.cat([a, a]))
-        d_fake, d_real = scores[: len(x)].mean(), scores[len(x) :].mean()
+            fake = G(self.randn(n, G.noise_dim), a)
+        scores = D(torch.cat([fake, x], dim=-2), torch.cat([a, a], dim=-2))
+        d_fake, d_real = self.seed_mean(scores[..., :n]), self.seed_mean(scores[..., n:])
         gp = gradient_penalty(
-            lambda v: D(v, a), x, fake, c.gp_weight, input_gradient=lambda v: D.input_gradient(v, a)
+            lambda v: D(v, a),
+            x,
+            fake,
+            c.gp_weight,
+            input_gradient=lambda v: D.input_gradient(v, a),
+            alpha=self.rand(n, 1),
         )
         h, z = self._embed(x)
         parts = {
@@ -317,13 +363,13 @@ class CEGZSL(GenerativeMethod):
         real projections z detached (official). Call with D, E, H, F frozen."""
         c = self.config
         G = self.nets_["generator"]
-        fake = G(torch.randn(len(x), G.noise_dim, device=x.device), a)
+        fake = G(self.randn(x.shape[-2], G.noise_dim), a)
         h_fake, z_fake = self._embed(fake)
         z_real = self._embed(x)[1].detach()
         parts = {
-            "adv": -self.nets_["critic"](fake, a).mean(),
+            "adv": -self.seed_mean(self.nets_["critic"](fake, a)),
             "ins_fake": instance_contrastive_loss(
-                torch.cat([z_fake, z_real]), torch.cat([y, y]), c.ins_temp
+                torch.cat([z_fake, z_real], dim=-2), torch.cat([y, y], dim=-1), c.ins_temp
             ),
             "cls_fake": class_contrastive_loss(
                 self.nets_["comparator"](h_fake, seen_sem), y, c.cls_temp
@@ -356,7 +402,8 @@ class CEGZSL(GenerativeMethod):
         c = self.config
         seen_sem = data.semantics[data.seen_classes]
         steps = max(1, -(-len(data.labels) // c.batch_size))
-        sums: dict[str, float] = {}
+        # summed as tensors (no device sync per step); one value per seed when stacked
+        sums: dict[str, torch.Tensor] = {}
         for _ in range(steps):
             for _ in range(c.critic_steps):
                 batch = self._draw_batch(data)
@@ -370,7 +417,7 @@ class CEGZSL(GenerativeMethod):
                 **{k: gen[k] for k in ("adv", "ins_fake", "cls_fake")},
             }
             for k, v in logged.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
+                sums[k] = sums.get(k, 0.0) + v.detach()
         if (epoch + 1) % c.lr_decay_every == 0 and c.lr_decay != 1.0:
             for opt in self.optimizers_.values():
                 for group in opt.param_groups:
