@@ -82,16 +82,19 @@ def test_the_closed_form_critic_gradient_works_stacked():
 
 # ---------------------------------------------------------------- training
 BATCHED = [n for n, cls in available_methods().items() if cls.supports_seed_batch]
-CASES = [(n, {}) for n in BATCHED] + [("fvaegan", {"transductive": True})]
+CASES = [(n, {}) for n in BATCHED] + [
+    ("fvaegan", {"transductive": True}),
+    ("izf", {"coupling": "alternating", "input_noise": 0.07, "n_blocks": 2}),
+]
 
 
 def test_the_batched_methods():
-    assert {"clswgan", "fvaegan", "tfvaegan", "meanreg"} <= set(BATCHED)
+    assert {"clswgan", "fvaegan", "tfvaegan", "meanreg", "izf", "tlcoupling"} <= set(BATCHED)
 
 
-@pytest.mark.parametrize("name, extra", CASES, ids=[f"{n}{'-d2' * bool(e)}" for n, e in CASES])
+@pytest.mark.parametrize("name, extra", CASES, ids=[f"{n}{'-variant' * bool(e)}" for n, e in CASES])
 def test_batched_training_equals_sequential_training(name, extra):
-    task = ZSLTask(tiny_dataset(n_per_class=12), transductive=bool(extra))
+    task = ZSLTask(tiny_dataset(n_per_class=12), transductive="transductive" in extra)
     sizes = {**(TINY if name == "clswgan" else TINY_BY_METHOD.get(name, {})), **extra}
     sem = task.train.semantics[task.unseen_classes]
     sequential, samples = [], []
@@ -149,7 +152,7 @@ def test_bf16_batched_training_runs(task):
 
 def test_methods_without_a_seed_axis_refuse(task):
     with pytest.raises(ConfigError, match="cannot train seeds as one batched model"):
-        fit_seeds("izf", None, SEEDS, task.train)
+        fit_seeds("gmn", None, SEEDS, task.train)
     with pytest.raises(ConfigError, match="distinct"):
         fit_seeds("clswgan", None, [0, 0], task.train)
 
@@ -186,13 +189,11 @@ def test_run_with_batch_seeds_gives_the_sequential_per_seed_results(tmp_path):
 
 
 def test_run_with_batch_seeds_on_a_method_without_it_trains_seeds_in_turn(tmp_path):
-    tiny_izf = {"epochs": 2, "batch_size": 16, "n_blocks": 2, "hidden": 8}
-    cfg = resolve_run_config(
-        "izf", "toy", overrides={"method": tiny_izf, **SETS}, seeds=[0, 1], seed_batch=True
-    )
-    rep = run(cfg, tmp_path / "izf", dataset=tiny_dataset(n_per_class=12), echo=False)
+    sets = {"method": TINY_BY_METHOD["gmn"], **SETS}
+    cfg = resolve_run_config("gmn", "toy", overrides=sets, seeds=[0, 1], seed_batch=True)
+    rep = run(cfg, tmp_path / "gmn", dataset=tiny_dataset(n_per_class=12), echo=False)
     assert set(rep["seeds"]) == {"0", "1"}
-    assert "izf trains its seeds one after another" in (tmp_path / "izf" / "log.txt").read_text()
+    assert "gmn trains its seeds one after another" in (tmp_path / "gmn" / "log.txt").read_text()
 
 
 @pytest.mark.parametrize("estimator", ["izf", "unbiased", "biased"])
@@ -219,3 +220,26 @@ def test_ce_gzsl_contrastive_losses_of_stacked_seeds_are_each_seeds():
     stacked = class_contrastive_loss(scores, target, 0.1)
     for k in range(3):
         torch.testing.assert_close(stacked[k], class_contrastive_loss(scores[k], target[k], 0.1))
+
+
+@pytest.mark.parametrize("coupling", ["two-sided", "alternating"])
+def test_a_stacked_flow_is_each_seeds_flow_and_inverts(coupling):
+    from unseen.models.flows import CouplingFlow, StackedAffineCoupling, StackedPermutation
+
+    flows = []
+    for seed in SEEDS:
+        torch.manual_seed(seed)
+        flows.append(CouplingFlow(6, n_blocks=2, hidden=5, clamp=2.0, coupling=coupling))
+    stacked = stack_modules(flows)
+    kinds = {type(m) for m in stacked.layers}
+    assert kinds == {StackedPermutation, StackedAffineCoupling}
+    x = torch.randn(3, 4, 6)
+    y, ladj = stacked(x)
+    for k, flow in enumerate(flows):
+        yk, lk = flow(x[k])
+        torch.testing.assert_close(y[k], yk)
+        torch.testing.assert_close(ladj[k], lk)
+    torch.testing.assert_close(stacked.inverse(y), x, atol=1e-5, rtol=0)
+    fresh = CouplingFlow(6, n_blocks=2, hidden=5, clamp=2.0, coupling=coupling)
+    unstack_into(stacked, fresh, 2)
+    torch.testing.assert_close(fresh(x[2])[0], flows[2](x[2])[0])  # permutations too

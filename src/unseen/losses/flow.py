@@ -42,8 +42,8 @@ def factorized_flow_nll(
     Returns:
         ``(n,)`` negative log-likelihoods in nats.
     """
-    d_v = c_hat.shape[1] + z.shape[1]
-    quad = 0.5 * ((c_hat - c).pow(2).sum(1) + z.pow(2).sum(1))
+    d_v = c_hat.shape[-1] + z.shape[-1]
+    quad = 0.5 * ((c_hat - c).pow(2).sum(-1) + z.pow(2).sum(-1))
     return quad + 0.5 * d_v * _LOG_2PI - log_det
 
 
@@ -55,4 +55,4 @@ def prototype_centring_loss(prototypes: torch.Tensor, class_means: torch.Tensor)
         prototypes: ``(K, d_v)`` classification prototypes :math:`f^{-1}([c^s, 0])`.
         class_means: ``(K, d_v)`` mean feature :math:`\bar v^s_c` of each class.
     """
-    return (prototypes - class_means).pow(2).sum(1).mean()
+    return (prototypes - class_means).pow(2).sum(-1).mean(-1)

@@ -174,6 +174,9 @@ class IZF(GenerativeMethod):
     config_class = IZFConfig
     paper = "Shen et al., Invertible Zero-Shot Recognition Flows, ECCV 2020"
     config: IZFConfig
+    # draws and reductions through the seed-axis helpers; the flow's coupling layers and
+    # permutations stack (unseen.models.flows), L_C runs per seed
+    supports_seed_batch = True
 
     def _build(self, dims: dict[str, int]) -> None:
         c = self.config
@@ -198,7 +201,14 @@ class IZF(GenerativeMethod):
             coupling=c.coupling,
         )
         self.nets_ = nn.ModuleDict({"flow": flow})
-        self.optimizers_ = {"flow": make_adam(flow.parameters(), c.lr, c.weight_decay)}
+        self.optimizers_ = self._make_optimizers()
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        if c.grad_clip > 0 and self.seed_batch_:
+            # one joint gradient norm would couple the stacked seeds
+            raise ConfigError("izf: grad_clip > 0 cannot train seeds as one batched model")
+        return {"flow": make_adam(self.nets_["flow"].parameters(), c.lr, c.weight_decay)}
 
     # ------------------------------------------------------------------ the model
     @property
@@ -210,7 +220,7 @@ class IZF(GenerativeMethod):
         """Forward pass (Sec. 4.1): ``(c_hat, z, log|det|)`` with ``[c_hat, z] = f(v)``."""
         out, ladj = self.flow(v)
         d_c = self.dims_["semantic_dim"]
-        return out[:, :d_c], out[:, d_c:], ladj
+        return out[..., :d_c], out[..., d_c:], ladj
 
     def flow_map(
         self, x: torch.Tensor, labels: torch.Tensor, semantics: torch.Tensor
@@ -220,7 +230,7 @@ class IZF(GenerativeMethod):
 
     def generate(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Reverse pass (Eq. 6): :math:`\\hat v = f^{-1}([c, z])`."""
-        return self.flow.inverse(torch.cat([c, z], dim=1))
+        return self.flow.inverse(torch.cat([c, z], dim=-1))
 
     def prototypes(self, class_semantics: torch.Tensor) -> torch.Tensor:
         """Classification prototypes :math:`f^{-1}([c, 0])` (Sec. 5.2), one row per class."""
@@ -252,33 +262,45 @@ class IZF(GenerativeMethod):
             lambda_3 = 0, not computed) and ``total`` (Eq. 10 with ``loss_scale`` applied).
         """
         c = self.config
-        d_v = v.shape[1]
+        d_v, n = v.shape[-1], v.shape[-2]
         per = float(d_v) if c.loss_scale == "dim" else 1.0
         per_nll = 1.0 if c.loss_scale == "sum" else float(d_v)
         semantics = semantics * c.semantic_scale
-        v_in = v + c.input_noise * torch.randn_like(v) if c.input_noise > 0 else v
+        v_in = v + c.input_noise * self.randn(*v.shape[-2:]) if c.input_noise > 0 else v
         c_hat, z, ladj = self.encode(v_in)
-        l_flow = factorized_flow_nll(c_hat, z, semantics[y], ladj).mean()  # Eq. 7
+        l_flow = self.seed_mean(factorized_flow_nll(c_hat, z, semantics[y], ladj))  # Eq. 7
         total = c.lambda_flow * l_flow / per_nll
         out = {"flow": l_flow}
-        use_c, use_immd = c.lambda_c != 0, c.lambda_immd != 0 and len(v) >= 2
+        use_c, use_immd = c.lambda_c != 0, c.lambda_immd != 0 and n >= 2
+        stacked = bool(self.seed_batch_)
         latents: list[torch.Tensor] = []
         if use_c:
-            classes = torch.unique(y)
-            zeros = v.new_zeros(len(classes), self._z_dim)
-            latents.append(torch.cat([semantics[classes], zeros], 1))  # [c^s, 0] of Eq. 8
+            # stacked seeds: every class's prototype (each seed's minibatch has its own classes)
+            classes = torch.arange(len(semantics), device=v.device) if stacked else torch.unique(y)
+            protos_in = torch.cat([semantics[classes], v.new_zeros(len(classes), self._z_dim)], 1)
+            latents.append(protos_in.expand(*v.shape[:-2], -1, -1))  # [c^s, 0] of Eq. 8
         if use_immd:
-            n = len(v)
-            u = unseen_classes[torch.randint(len(unseen_classes), (n,), device=v.device)]
-            z_f = torch.randn(n, self._z_dim, device=v.device, dtype=v.dtype)
-            latents.append(torch.cat([semantics[u], z_f], 1))  # [c^u, z^f] of Eq. 9
+            u = unseen_classes[self.randint(len(unseen_classes), (n,))]
+            z_f = self.randn(n, self._z_dim).to(v.dtype)
+            latents.append(torch.cat([semantics[u], z_f], -1))  # [c^u, z^f] of Eq. 9
         if latents:
             # ONE reverse pass for the prototypes and the unseen samples: the same f^-1 in
             # fewer, larger matrix products (the prototypes alone are a few dozen rows).
-            generated = list(self.flow.inverse(torch.cat(latents)).split([len(x) for x in latents]))
+            sizes = [x.shape[-2] for x in latents]
+            generated = list(self.flow.inverse(torch.cat(latents, -2)).split(sizes, dim=-2))
         if use_c:
             protos = generated.pop(0)  # f^-1([c^s, 0])
-            l_c = prototype_centring_loss(protos, class_means[classes])  # Eq. 8
+            if stacked:
+                l_c = torch.stack(
+                    [
+                        prototype_centring_loss(
+                            p[torch.unique(y_k)], class_means[torch.unique(y_k)]
+                        )
+                        for p, y_k in zip(protos, y)
+                    ]
+                )
+            else:
+                l_c = prototype_centring_loss(protos, class_means[classes])  # Eq. 8
             total = total + c.lambda_c * l_c / per
             out["centre"] = l_c
         if use_immd:
@@ -306,6 +328,7 @@ class IZF(GenerativeMethod):
             min_batch=2,
             clip=c.grad_clip,
             optimize=self.optimize,
+            randperm=self.randperm,
         )
 
     # ------------------------------------------------------------------ generation

@@ -45,6 +45,8 @@ import math
 import torch
 from torch import nn
 
+from unseen.models.stacked import register_stacker
+
 __all__ = [
     "COUPLINGS",
     "AffineCoupling",
@@ -52,6 +54,8 @@ __all__ = [
     "CouplingFlow",
     "GlowCoupling",
     "Permutation",
+    "StackedAffineCoupling",
+    "StackedPermutation",
     "affine_coupling_forward",
     "affine_coupling_inverse",
     "half_swapping_order",
@@ -119,10 +123,10 @@ class Permutation(nn.Module):
         self.register_buffer("inverse_order", torch.argsort(order))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return x[:, self.order], x.new_zeros(x.shape[0])
+        return x[..., self.order], x.new_zeros(x.shape[:-1])
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return y[:, self.inverse_order]
+        return y[..., self.inverse_order]
 
 
 class AffineCoupling(nn.Module):
@@ -200,11 +204,11 @@ class AffineCoupling(nn.Module):
 
     def _halves(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(conditioning half, moved half)``."""
-        first, second = x[:, : self.split], x[:, self.split :]
+        first, second = x[..., : self.split], x[..., self.split :]
         return (first, second) if self.transformed == "second" else (second, first)
 
     def _join(self, cond: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
-        return torch.cat([cond, moved] if self.transformed == "second" else [moved, cond], dim=1)
+        return torch.cat([cond, moved] if self.transformed == "second" else [moved, cond], dim=-1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x_a, x_b = self._halves(x)
@@ -306,9 +310,9 @@ class CouplingFlow(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(f(x), log|det df/dx|)``; the log-det is per sample (supplementary Eq. 13)."""
-        ladj = x.new_zeros(x.shape[0])
+        ladj = x.new_zeros(x.shape[:-1])  # (batch,), or (seeds, batch) when stacked
         for layer in self.layers:
-            if isinstance(layer, Permutation):
+            if isinstance(layer, Permutation | StackedPermutation):
                 x = layer(x)[0]  # log-det 0 (supplementary Eq. 11)
             else:
                 x, block_ladj = layer(x)
@@ -320,6 +324,78 @@ class CouplingFlow(nn.Module):
         for layer in reversed(self.layers):
             z = layer.inverse(z)
         return z
+
+
+class StackedPermutation(nn.Module):
+    """K seeds' :class:`Permutation` layers (each its own random order) on a ``(K, batch, d)``
+    input (seeds trained as one batched model, :mod:`unseen.models.stacked`)."""
+
+    def __init__(self, order: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("order", order)  # (K, d)
+        self.register_buffer("inverse_order", torch.argsort(order, dim=1))
+
+    @classmethod
+    def stack(cls, layers: list[Permutation]) -> StackedPermutation:
+        return cls(torch.stack([layer.order for layer in layers]))
+
+    @staticmethod
+    def unstack(stacked: StackedPermutation, layer: Permutation, k: int) -> None:
+        layer.order.copy_(stacked.order[k])
+        layer.inverse_order.copy_(stacked.inverse_order[k])
+
+    @staticmethod
+    def _gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return torch.gather(x, -1, index[:, None, :].expand_as(x))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._gather(x, self.order), x.new_zeros(x.shape[:-1])
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return self._gather(y, self.inverse_order)
+
+
+class StackedAffineCoupling(AffineCoupling):
+    """K seeds' :class:`AffineCoupling` layers on a ``(K, batch, d)`` input: the same halves,
+    clamp and log-determinant, with every parameter given a leading seed axis and the products
+    batched over it. The first layers' weights are stored transposed, ``(K, d_a, 2h)``, so the
+    batched products read contiguous matrices (see :class:`unseen.models.stacked.StackedLinear`).
+    """
+
+    def __init__(self, layers: list[AffineCoupling]) -> None:
+        first = layers[0]
+        nn.Module.__init__(self)
+        for key in ("features", "split", "transformed", "d_a", "d_b", "hidden", "slope", "clamp"):
+            setattr(self, key, getattr(first, key))
+        with torch.no_grad():
+            self.weight1_t = nn.Parameter(torch.stack([m.weight1.t() for m in layers]).contiguous())
+            self.bias1 = nn.Parameter(torch.stack([m.bias1 for m in layers]).clone())
+            self.weight2 = nn.Parameter(torch.stack([m.weight2 for m in layers]).clone())
+            self.bias2 = nn.Parameter(torch.stack([m.bias2 for m in layers]).clone())
+
+    @staticmethod
+    def unstack(stacked: StackedAffineCoupling, layer: AffineCoupling, k: int) -> None:
+        layer.weight1.copy_(stacked.weight1_t[k].t())
+        layer.bias1.copy_(stacked.bias1[k])
+        layer.weight2.copy_(stacked.weight2[k])
+        layer.bias2.copy_(stacked.bias2[k])
+
+    def reset_parameters(self) -> None:  # the values come from the seeds' own layers
+        raise NotImplementedError("a stacked coupling layer takes its seeds' initialisations")
+
+    def scale_shift(self, x_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(s, t)``, each ``(K, batch, d_b)``: :meth:`AffineCoupling.scale_shift` per seed."""
+        k, n = x_a.shape[:2]
+        h = torch.baddbmm(self.bias1[:, None, :], x_a, self.weight1_t)
+        h = nn.functional.leaky_relu(h, self.slope)
+        h = h.view(k, n, 2, self.hidden).permute(0, 2, 1, 3).reshape(2 * k, n, self.hidden)
+        w2 = self.weight2.reshape(2 * k, self.hidden, self.d_b)
+        st = torch.baddbmm(self.bias2.reshape(2 * k, 1, self.d_b), h, w2)
+        st = st.to(self.weight2.dtype).view(k, 2, n, self.d_b)
+        return soft_clamp(st[:, 0], self.clamp), st[:, 1]
+
+    def extra_repr(self) -> str:
+        return f"seeds={self.bias1.shape[0]}, " + super().extra_repr()
 
 
 class GlowCoupling(nn.Module):
@@ -575,3 +651,11 @@ class ConditionalCouplingFlow(nn.Module):
                 xp = self.perms[i].inverse(torch.cat([v1, v2], 1))
                 v1, v2 = xp[:, :d1], xp[:, d1:]
         return torch.cat([v1, v2], 1)
+
+
+register_stacker(
+    Permutation, StackedPermutation, StackedPermutation.stack, StackedPermutation.unstack
+)
+register_stacker(
+    AffineCoupling, StackedAffineCoupling, StackedAffineCoupling, StackedAffineCoupling.unstack
+)

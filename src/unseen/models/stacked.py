@@ -7,7 +7,9 @@ dimension, ``(K, batch, in)``, and each seed's rows meet only that seed's weight
 matrix product, ``torch.baddbmm``), so one forward/backward trains the K networks at once:
 on a GPU, K small matrix products become one larger kernel; on a CPU the arithmetic is the
 same and the gain is only fewer Python-level calls. Elementwise layers (LeakyReLU, ReLU,
-Sigmoid) work on the stacked input unchanged.
+Sigmoid) work on the stacked input unchanged. Other layers with parameters or per-seed
+buffers (e.g. a flow's coupling layers and random permutations) join through
+:func:`register_stacker`, which names how K of them become one and how seed k comes back.
 
 :func:`stack_modules` builds the stacked module from the K networks (their values copied,
 so each seed starts from exactly its sequential initialisation); :func:`unstack_into` copies
@@ -18,11 +20,32 @@ each slice exactly as they would update that seed's own tensor.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-__all__ = ["StackedLinear", "stack_modules", "unstack_into"]
+__all__ = ["StackedLinear", "register_stacker", "stack_modules", "unstack_into"]
+
+#: module type -> (stack K of them into one, copy seed k of the stacked one into a plain one)
+_STACKERS: dict[
+    type, tuple[Callable[[list], nn.Module], Callable[[nn.Module, nn.Module, int], None]]
+]
+_STACKERS = {}
+_UNSTACKERS: dict[type, Callable[[nn.Module, nn.Module, int], None]] = {}
+
+
+def register_stacker(
+    plain: type,
+    stacked: type,
+    stack: Callable[[list], nn.Module],
+    unstack: Callable[[nn.Module, nn.Module, int], None],
+) -> None:
+    """Teach :func:`stack_modules` a layer type: ``stack(layers)`` makes the ``stacked``
+    module of K ``plain`` layers, ``unstack(stacked_module, plain_module, k)`` copies seed k
+    back. Its own descendants are then left to it."""
+    _STACKERS[plain] = (stack, unstack)
+    _UNSTACKERS[stacked] = unstack
 
 
 class StackedLinear(nn.Module):
@@ -75,8 +98,9 @@ def stack_modules(modules: list[nn.Module]) -> nn.Module:
     """One module computing the K ``modules`` (same architecture) on a leading seed axis.
 
     Raises:
-        ValueError: the modules differ in structure, or hold parameters outside
-            :class:`torch.nn.Linear` layers (which this stacking does not cover).
+        ValueError: the modules differ in structure, or hold parameters, or buffers that
+            differ between them, outside :class:`torch.nn.Linear` layers and the layers of
+            :func:`register_stacker` (which this stacking does not cover).
     """
     if not modules:
         raise ValueError("stack_modules needs at least one module")
@@ -85,21 +109,46 @@ def stack_modules(modules: list[nn.Module]) -> nn.Module:
     for m in modules[1:]:
         if [n for n, _ in m.named_modules()] != names:
             raise ValueError("stack_modules: the modules differ in structure")
+    replaced = _replaced(first)
+    if "" in replaced:
+        return _stack_one(first, [modules[0], *modules[1:]])
+    all_subs = [dict(m.named_modules()) for m in modules]
     for name, sub in first.named_modules():
-        own = [p for p, _ in sub.named_parameters(recurse=False)]
-        if own and not isinstance(sub, nn.Linear):
+        if any(name == r or name.startswith(r + ".") for r in replaced):
+            continue
+        if [p for p, _ in sub.named_parameters(recurse=False)]:
             raise ValueError(
                 f"stack_modules: {name or 'the module'} ({type(sub).__name__}) has parameters "
-                "outside nn.Linear layers; it cannot be stacked"
+                "outside nn.Linear layers and registered layers; it cannot be stacked"
             )
-    if isinstance(first, nn.Linear):
-        return StackedLinear.from_linears(modules)  # type: ignore[arg-type]
+        for buf, value in sub.named_buffers(recurse=False):
+            if any(not torch.equal(value, subs[name].get_buffer(buf)) for subs in all_subs[1:]):
+                raise ValueError(
+                    f"stack_modules: buffer {name}.{buf} ({type(sub).__name__}) differs between "
+                    "the seeds; register a stacker for that layer"
+                )
     stacked = copy.deepcopy(first)
-    for name, sub in first.named_modules():
-        if isinstance(sub, nn.Linear):
-            layers = [dict(m.named_modules())[name] for m in modules]
-            _set_submodule(stacked, name, StackedLinear.from_linears(layers))
+    for name in replaced:
+        _set_submodule(stacked, name, _stack_one(all_subs[0][name], [s[name] for s in all_subs]))
     return stacked
+
+
+def _replaced(module: nn.Module) -> list[str]:
+    """Names of the outermost submodules that are stacked as a whole (linear layers and
+    registered layers)."""
+    out: list[str] = []
+    for name, sub in module.named_modules():
+        if any(name.startswith(r + ".") for r in out if r) or (out and out[0] == ""):
+            continue
+        if isinstance(sub, nn.Linear) or type(sub) in _STACKERS:
+            out.append(name)
+    return out
+
+
+def _stack_one(first: nn.Module, layers: list[nn.Module]) -> nn.Module:
+    if type(first) in _STACKERS:
+        return _STACKERS[type(first)][0](layers)
+    return StackedLinear.from_linears(layers)  # type: ignore[arg-type]
 
 
 def unstack_into(stacked: nn.Module, target: nn.Module, k: int) -> nn.Module:
@@ -113,9 +162,13 @@ def unstack_into(stacked: nn.Module, target: nn.Module, k: int) -> nn.Module:
                 layer.weight.copy_(sub.weight_t[k].t())
                 if sub.bias is not None:
                     layer.bias.copy_(sub.bias[k])
+            elif type(sub) in _UNSTACKERS:
+                _UNSTACKERS[type(sub)](sub, plain[name], k)
     return target
 
 
 def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+    if not name:
+        raise ValueError("stack_modules: the root module is replaced, not set")
     parent, _, leaf = name.rpartition(".")
     setattr(root.get_submodule(parent) if parent else root, leaf, module)
