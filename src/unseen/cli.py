@@ -95,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
         help="train the test seeds as one batched model where the method supports it (the "
         "same numbers up to float rounding; faster on GPUs); config key run.seed_batch",
     )
+    r.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the generator's networks (config key run.compile; pays off only "
+        "for some methods and sizes: docs/speed.md)",
+    )
     r.add_argument("--out", help="output folder (default runs/<method>-<dataset>)")
     r.add_argument(
         "--force",
@@ -271,6 +278,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         seed_batch=args.batch_seeds,
+        compile=args.compile,
     )
     out = args.out or f"runs/{args.method}-{Path(args.dataset).stem}"
     print(f"unseen {__version__}: {args.method} on {args.dataset} -> {out}", flush=True)

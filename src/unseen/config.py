@@ -165,6 +165,9 @@ class RunConfig:
     #: train the test seeds as one batched model (unseen.methods.seedbatch) where the method
     #: supports it; the same numbers as one after another up to floating-point rounding
     seed_batch: bool = False
+    #: torch.compile every network of the generator (nn.Module.compile); measured per method
+    #: in docs/speed.md
+    compile: bool = False
     #: where the values came from (defaults, per-dataset file, --config, --set), for logs;
     #: not part of the config itself (run.yaml, config keys)
     sources: list[str] = field(default_factory=list, compare=False)
@@ -188,6 +191,8 @@ class RunConfig:
             out["precision"] = self.precision
         if self.seed_batch:  # as precision: absent when off, so older keys stay the same
             out["seed_batch"] = True
+        if self.compile:
+            out["compile"] = True
         return out
 
     @classmethod
@@ -204,12 +209,13 @@ class RunConfig:
             device=d.get("device", "cpu"),
             precision=d.get("precision", "fp32"),
             seed_batch=bool(d.get("seed_batch", False)),
+            compile=bool(d.get("compile", False)),
         )
 
 
 SECTIONS = ("method", "data", "classifier", "selection", "run")
 #: keys of a config file's ``run`` section (and of ``--set run.KEY=VALUE``)
-RUN_KEYS = ("seeds", "device", "precision", "seed_batch")
+RUN_KEYS = ("seeds", "device", "precision", "seed_batch", "compile")
 
 
 CONFIG_PATH_ENV = "UNSEEN_CONFIG_PATH"
@@ -359,6 +365,7 @@ def resolve_run_config(
     device: str | None = None,
     precision: str | None = None,
     seed_batch: bool | None = None,
+    compile: bool | None = None,
 ) -> RunConfig:
     """Merge defaults, the shipped per-dataset config, a user file and overrides.
 
@@ -398,6 +405,7 @@ def resolve_run_config(
         device=device or run.get("device", "cpu"),
         precision=precision or run.get("precision", "fp32"),
         seed_batch=seed_batch if seed_batch is not None else run.get("seed_batch", False),
+        compile=compile if compile is not None else run.get("compile", False),
     )
     # Validate the method params now (unknown keys fail before any work is done).
     params = merged.get("method", {})
@@ -538,8 +546,9 @@ def validate_run_config(cfg: RunConfig) -> None:
     from unseen.methods.precision import check_precision
 
     check_precision(cfg.precision, cfg.device)
-    if not isinstance(cfg.seed_batch, bool):
-        raise ConfigError(f"run.seed_batch must be true or false, got {cfg.seed_batch!r}")
+    for key in ("seed_batch", "compile"):
+        if not isinstance(getattr(cfg, key), bool):
+            raise ConfigError(f"run.{key} must be true or false, got {getattr(cfg, key)!r}")
     method_cls = get_method(cfg.method)
     defaults = dataclasses.asdict(method_cls.config_class())
     mcfg = config_from_dict(method_cls.config_class, {**defaults, **cfg.method_params}, "method")

@@ -224,7 +224,11 @@ def fit_method(
     """The generator trained on ``data`` (all seen training data) for the chosen ``epochs``,
     resuming from ``checkpoint`` when it exists."""
     method = get_method(cfg.method)(
-        method_config(cfg, epochs=epochs), device=cfg.device, seed=seed, precision=cfg.precision
+        method_config(cfg, epochs=epochs),
+        device=cfg.device,
+        seed=seed,
+        precision=cfg.precision,
+        compile=cfg.compile,
     )
     return method.fit(
         data,
@@ -278,6 +282,7 @@ def fit_seeds_together(
         problem.task.train,
         device=cfg.device,
         precision=cfg.precision,
+        compile=cfg.compile,
         checkpoint=batch_file,
         progress=progress,
         reporter=reporter,

@@ -128,7 +128,9 @@ def select_on_validation(
                 atomic_write_json(records_path, records)
 
     t0 = time.time()
-    method = get_method(cfg.method)(mcfg, device=cfg.device, seed=seed, precision=cfg.precision)
+    method = get_method(cfg.method)(
+        mcfg, device=cfg.device, seed=seed, precision=cfg.precision, compile=cfg.compile
+    )
     method.fit(
         val.train,
         callback=on_epoch,

@@ -44,7 +44,11 @@ def build_stacked(method: GenerativeMethod, dims: dict[str, int]) -> None:
     for seed in seeds:
         torch.manual_seed(seed)  # as GenerativeMethod.fit before a sequential build
         one = type(method)(
-            method.config, device=method.device, seed=seed, precision=method.precision
+            method.config,
+            device=method.device,
+            seed=seed,
+            precision=method.precision,
+            compile=method.compile,
         )
         one.dims_ = dict(dims)
         one._build(dims)
@@ -115,6 +119,7 @@ def fit_seeds(
     *,
     device: str | torch.device = "cpu",
     precision: str = "fp32",
+    compile: bool = False,
     checkpoint: str | Path | None = None,
     **fit_options: Any,
 ) -> list[GenerativeMethod]:
@@ -134,9 +139,11 @@ def fit_seeds(
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ConfigError(f"--batch-seeds needs distinct seeds, got {seeds}")
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        batched = cls(config, device=device, seed=seeds[0], precision=precision)
+        batched = cls(config, device=device, seed=seeds[0], precision=precision, compile=compile)
     else:
-        batched = cls(device=device, seed=seeds[0], precision=precision, **(config or {}))
+        batched = cls(
+            device=device, seed=seeds[0], precision=precision, compile=compile, **(config or {})
+        )
     batched.seed_batch_ = list(seeds)
     batched.fit(data, checkpoint=checkpoint, **fit_options)
     return members(batched)
