@@ -152,6 +152,11 @@ class Job:
     split: str = ""  # "" = the dataset's proposed split, else "split<k>" (grid ``splits``)
 
     @property
+    def where(self) -> str:
+        """``label / DATASET`` (``label / DATASET split<k>`` on an alternative split), for logs."""
+        return f"{self.label} / {self.dataset}" + (f" {self.split}" if self.split else "")
+
+    @property
     def slug(self) -> str:
         safe = "".join(c if c.isalnum() or c in "+-." else "_" for c in self.label)
         return f"{safe}-{self.dataset}-{self.key[:8]}"

@@ -213,7 +213,7 @@ def _draw_splits(grid: Grid, jobs: list[Job], say: Any) -> None:
         if any(there):
             missing = [str(f) for f, ok in zip(files, there, strict=True) if not ok]
             raise ConfigError(
-                f"{job.label} / {job.dataset}: the split folder {grid.splits['folder']} holds "
+                f"{job.where}: the split folder {grid.splits['folder']} holds "
                 f"some of the {len(files)} split files of seed {grid.splits['seed']} but not "
                 f"{', '.join(missing)}; remove the others or give another splits.folder (files "
                 "of one draw belong together)"
@@ -258,7 +258,7 @@ def run_grid(
         for folder in index.get(job.key, []):
             source = "bench" if folder.resolve() == own.resolve() else "import"
             if _import(store, job, folder, seeds, source):
-                say(f"[bench] {job.label} / {job.dataset}: imported {folder}")
+                say(f"[bench] {job.where}: imported {folder}")
                 (status.ran if source == "bench" else status.imported).append(job.label)
                 done = True
                 break
@@ -266,7 +266,7 @@ def run_grid(
             continue
         if job.import_only or executor is None:
             status.missing.append(job.label)
-            say(f"[bench] {job.label} / {job.dataset}: no finished run (not run here)")
+            say(f"[bench] {job.where}: no finished run (not run here)")
             continue
         todo.append(job)
     if todo and executor is not None:
@@ -291,14 +291,14 @@ def run_grid(
             job = todo[i]
             if isinstance(result, BaseException):
                 status.failed.append(f"{job.label}: {type(result).__name__}: {result}")
-                say(f"[bench] {job.label} / {job.dataset}: FAILED: {result}")
+                say(f"[bench] {job.where}: FAILED: {result}")
                 continue
             _add(store, job, json.loads(json.dumps(result)), "bench", specs[i]["out"])
             status.ran.append(job.label)
             if job.validate_only:
                 h = result["validation"]["choice"]["validation"]["h_cal_best"]
-                say(f"[bench] {job.label} / {job.dataset}: done (validation H_cal {h:.1f})")
+                say(f"[bench] {job.where}: done (validation H_cal {h:.1f})")
             else:
                 h = result["summary"]["h"]["mean"]
-                say(f"[bench] {job.label} / {job.dataset}: done (H {h:.1f})")
+                say(f"[bench] {job.where}: done (H {h:.1f})")
     return status

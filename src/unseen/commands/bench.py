@@ -123,7 +123,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                     if job.import_only
                     else "to run"
                 )
-                print(f"{job.label:28} {job.dataset:6} {job.key[:8]}  {state}")
+                where = f"{job.dataset} {job.split}".strip()
+                print(f"{job.label:28} {where:13} {job.key[:8]}  {state}")
             for s in grid.skipped:
                 print(f"skipped: {s}")
             return 0
