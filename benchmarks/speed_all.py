@@ -384,11 +384,20 @@ def _precision_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _paired(base: list[dict], rows: list[dict]):
+    """``(key, row, base row)`` for each of ``rows``, matched by method, shape and precision;
+    the base row is None when it is missing or either measurement failed."""
+    index = {(r["method"], r["shape"], r.get("precision", "fp32")): r for r in base}
+    for r in rows:
+        key = (r["method"], r["shape"], r.get("precision", "fp32"))
+        b = index.get(key)
+        yield key, r, (b if b is not None and "error" not in b and "error" not in r else None)
+
+
 def _seed_table(single: list[dict], batched: list[dict]) -> list[str]:
     """One seed's step beside K seeds trained as one batched model and K sequential steps."""
     if not batched:
         return []
-    one = {(r["method"], r["shape"], r.get("precision", "fp32")): r for r in single}
     lines = [
         "",
         "Seeds as one batched model (`--batch-seeds`): one step of every seed:",
@@ -397,12 +406,11 @@ def _seed_table(single: list[dict], batched: list[dict]) -> list[str]:
         "| batched / sequential | batched / 1 seed |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in batched:
-        key = (r["method"], r["shape"], r.get("precision", "fp32"))
-        if "error" in r or key not in one or "error" in one[key]:
+    for key, r, one in _paired(single, batched):
+        if one is None:
             lines.append(f"| {' | '.join(key)} | {r['seeds']} | - | {r.get('error', '-')} |")
             continue
-        k, t1, tk = r["seeds"], one[key]["step_ms"], r["step_ms"]
+        k, t1, tk = r["seeds"], one["step_ms"], r["step_ms"]
         lines.append(
             f"| {' | '.join(key)} | {k} | {t1:.0f} | {tk:.0f} | {k * t1:.0f} | "
             f"{tk / (k * t1):.2f} | {tk / t1:.2f} |"
@@ -415,7 +423,6 @@ def _compile_table(eager: list[dict], compiled: list[dict]) -> list[str]:
     which compiling pays for itself (compile cost / time saved per epoch)."""
     if not compiled:
         return []
-    plain = {(r["method"], r["shape"], r.get("precision", "fp32")): r for r in eager}
     lines = [
         "",
         "torch.compile (every network, default mode): compile cost = the compiled warm-up "
@@ -425,12 +432,10 @@ def _compile_table(eager: list[dict], compiled: list[dict]) -> list[str]:
         "load-corrected | compile cost s | epochs to pay back |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in compiled:
-        key = (r["method"], r["shape"], r.get("precision", "fp32"))
-        if "error" in r or key not in plain or "error" in plain[key]:
+    for key, r, e in _paired(eager, compiled):
+        if e is None:
             lines.append(f"| {' | '.join(key)} | - | - | - | - | {r.get('error', '-')} | - |")
             continue
-        e = plain[key]
         cost = r["warmup_s"] - e["warmup_s"]
         ratio = e["step_ms"] / r["step_ms"]
         # times the ratio of the sgemm rates measured right after each step (a process that got

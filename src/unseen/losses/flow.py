@@ -10,7 +10,7 @@ import math
 
 import torch
 
-__all__ = ["factorized_flow_nll", "prototype_centring_loss"]
+__all__ = ["factorized_flow_nll", "prototype_centring_loss", "stacked_centring_loss"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -56,3 +56,21 @@ def prototype_centring_loss(prototypes: torch.Tensor, class_means: torch.Tensor)
         class_means: ``(K, d_v)`` mean feature :math:`\bar v^s_c` of each class.
     """
     return (prototypes - class_means).pow(2).sum(-1).mean(-1)
+
+
+def stacked_centring_loss(
+    prototypes: torch.Tensor, class_means: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    r""":math:`\mathcal L_C` of each stacked seed, ``(K,)``, over the classes of its own
+    minibatch (seeds trained as one batched model draw different classes).
+
+    Args:
+        prototypes: ``(K, C, d_v)`` every class's prototype under each seed's network.
+        class_means: ``(C, d_v)`` class means by global id.
+        labels: ``(K, n)`` each seed's minibatch labels.
+    """
+    losses = []
+    for seed_protos, seed_labels in zip(prototypes, labels, strict=True):
+        classes = torch.unique(seed_labels)
+        losses.append(prototype_centring_loss(seed_protos[classes], class_means[classes]))
+    return torch.stack(losses)

@@ -31,7 +31,7 @@ from torch import nn
 
 from unseen.classifiers import NearestPrototypeClassifier
 from unseen.data.task import SeenTrainData
-from unseen.losses.flow import prototype_centring_loss
+from unseen.losses.flow import prototype_centring_loss, stacked_centring_loss
 from unseen.methods.base import GenerativeMethod, MethodConfig, minibatch_epoch, register
 from unseen.methods.izf import check_izf_options, inverse_mmd_loss, seen_class_means
 from unseen.models.mlp import MLP
@@ -159,11 +159,7 @@ class CVAE(GenerativeMethod):
         k, dz = len(y), self._latent(self.dims_)
         sem = semantics.to(torch.float32).expand(k, -1, -1)
         protos = self.decode(sem, sem.new_zeros(k, len(semantics), dz))
-        losses = []
-        for seed_protos, y_k in zip(protos, y):
-            classes = torch.unique(y_k)
-            losses.append(prototype_centring_loss(seed_protos[classes], class_means[classes]))
-        return torch.stack(losses)
+        return stacked_centring_loss(protos, class_means, y)
 
     def _train_epoch(self, data: SeenTrainData, epoch: int) -> dict[str, float]:
         c = self.config

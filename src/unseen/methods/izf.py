@@ -61,7 +61,11 @@ from torch import nn
 from unseen.classifiers import NearestPrototypeClassifier
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
-from unseen.losses.flow import factorized_flow_nll, prototype_centring_loss
+from unseen.losses.flow import (
+    factorized_flow_nll,
+    prototype_centring_loss,
+    stacked_centring_loss,
+)
 from unseen.losses.mmd import ESTIMATORS, KERNELS
 from unseen.losses.mmd import inverse_mmd_loss as _inverse_mmd_loss
 from unseen.methods.base import GenerativeMethod, MethodConfig, minibatch_epoch, register
@@ -291,14 +295,7 @@ class IZF(GenerativeMethod):
         if use_c:
             protos = generated.pop(0)  # f^-1([c^s, 0])
             if stacked:
-                l_c = torch.stack(
-                    [
-                        prototype_centring_loss(
-                            p[torch.unique(y_k)], class_means[torch.unique(y_k)]
-                        )
-                        for p, y_k in zip(protos, y)
-                    ]
-                )
+                l_c = stacked_centring_loss(protos, class_means, y)
             else:
                 l_c = prototype_centring_loss(protos, class_means[classes])  # Eq. 8
             total = total + c.lambda_c * l_c / per

@@ -19,7 +19,6 @@ products become one larger kernel; on a CPU the arithmetic is the same.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +122,8 @@ def fit_seeds(
     checkpoint: str | Path | None = None,
     **fit_options: Any,
 ) -> list[GenerativeMethod]:
-    """Train ``seeds`` of method ``name`` (config ``config``) as one batched model; return
+    """Train ``seeds`` of method ``name`` (its config dataclass, or None for the defaults)
+    as one batched model; return
     one fitted plain method per seed, in the order of ``seeds``. ``checkpoint`` and
     ``fit_options`` as :meth:`GenerativeMethod.fit` (a killed fit resumes from it).
 
@@ -138,12 +138,7 @@ def fit_seeds(
         )
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ConfigError(f"--batch-seeds needs distinct seeds, got {seeds}")
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        batched = cls(config, device=device, seed=seeds[0], precision=precision, compile=compile)
-    else:
-        batched = cls(
-            device=device, seed=seeds[0], precision=precision, compile=compile, **(config or {})
-        )
+    batched = cls(config, device=device, seed=seeds[0], precision=precision, compile=compile)
     batched.seed_batch_ = list(seeds)
     batched.fit(data, checkpoint=checkpoint, **fit_options)
     return members(batched)

@@ -27,11 +27,9 @@ from torch import nn
 
 __all__ = ["StackedLinear", "register_stacker", "stack_modules", "unstack_into"]
 
-#: module type -> (stack K of them into one, copy seed k of the stacked one into a plain one)
-_STACKERS: dict[
-    type, tuple[Callable[[list], nn.Module], Callable[[nn.Module, nn.Module, int], None]]
-]
-_STACKERS = {}
+#: plain layer type -> how K of them become one stacked layer
+_STACKERS: dict[type, Callable[[list], nn.Module]] = {}
+#: stacked layer type -> how seed k of it is copied into a plain layer
 _UNSTACKERS: dict[type, Callable[[nn.Module, nn.Module, int], None]] = {}
 
 
@@ -44,7 +42,7 @@ def register_stacker(
     """Teach :func:`stack_modules` a layer type: ``stack(layers)`` makes the ``stacked``
     module of K ``plain`` layers, ``unstack(stacked_module, plain_module, k)`` copies seed k
     back. Its own descendants are then left to it."""
-    _STACKERS[plain] = (stack, unstack)
+    _STACKERS[plain] = stack
     _UNSTACKERS[stacked] = unstack
 
 
@@ -111,7 +109,7 @@ def stack_modules(modules: list[nn.Module]) -> nn.Module:
             raise ValueError("stack_modules: the modules differ in structure")
     replaced = _replaced(first)
     if "" in replaced:
-        return _stack_one(first, [modules[0], *modules[1:]])
+        return _stack_one(first, modules)
     all_subs = [dict(m.named_modules()) for m in modules]
     for name, sub in first.named_modules():
         if any(name == r or name.startswith(r + ".") for r in replaced):
@@ -136,18 +134,22 @@ def stack_modules(modules: list[nn.Module]) -> nn.Module:
 def _replaced(module: nn.Module) -> list[str]:
     """Names of the outermost submodules that are stacked as a whole (linear layers and
     registered layers)."""
+
+    def stackable(sub: nn.Module) -> bool:
+        return isinstance(sub, nn.Linear) or type(sub) in _STACKERS
+
+    if stackable(module):
+        return [""]
     out: list[str] = []
     for name, sub in module.named_modules():
-        if any(name.startswith(r + ".") for r in out if r) or (out and out[0] == ""):
-            continue
-        if isinstance(sub, nn.Linear) or type(sub) in _STACKERS:
+        if stackable(sub) and not any(name.startswith(r + ".") for r in out):
             out.append(name)
     return out
 
 
 def _stack_one(first: nn.Module, layers: list[nn.Module]) -> nn.Module:
     if type(first) in _STACKERS:
-        return _STACKERS[type(first)][0](layers)
+        return _STACKERS[type(first)](layers)
     return StackedLinear.from_linears(layers)  # type: ignore[arg-type]
 
 
