@@ -58,6 +58,7 @@ __all__ = [
     "load_entry_points",
     "load_plugin",
     "loaded_plugins",
+    "make_adam",
     "minibatch_epoch",
     "plugin_errors",
     "register",
@@ -366,6 +367,27 @@ def minibatch_epoch(
 
 
 EpochCallback = Callable[[int, "GenerativeMethod"], None]
+
+
+def make_adam(
+    params: Any,
+    lr: float,
+    weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+) -> torch.optim.Adam:
+    """Adam with torch's fused kernel for networks of a million parameters or more, else the
+    default (for-each) kernel: the same update rule, one kernel per step instead of a dozen
+    element-wise passes. At f-CLSWGAN's generator (13.6M parameters) one update took 6-11 ms
+    fused against 61-65 ms (CPU, one thread), and with the GANs' five critic updates per
+    generator step the updates were 25-35% of a bf16 step (docs/speed.md). Small networks keep
+    the default, whose first step costs no kernel set-up."""
+    params = list(params)
+    if sum(p.numel() for p in params) < 1_000_000:
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):  # a torch or device without the fused kernel
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
 
 
 class GenerativeMethod(ABC):

@@ -53,7 +53,7 @@ from torch import nn
 
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
-from unseen.methods.base import GenerativeMethod, MethodConfig, register
+from unseen.methods.base import GenerativeMethod, MethodConfig, make_adam, register
 from unseen.methods.clswgan import _seen_positions, gradient_penalty
 from unseen.methods.precision import full_precision
 from unseen.models.mlp import MLP, ConditionalCritic, ConditionalGenerator, init_normal
@@ -299,10 +299,7 @@ class CEGZSL(GenerativeMethod):
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
         betas = (c.beta1, 0.999)
-        return {
-            k: torch.optim.Adam(net.parameters(), c.lr, betas=betas)
-            for k, net in self.nets_.items()
-        }
+        return {k: make_adam(net.parameters(), c.lr, betas=betas) for k, net in self.nets_.items()}
 
     # ------------------------------------------------------------------ losses
     def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

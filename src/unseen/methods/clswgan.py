@@ -24,7 +24,7 @@ from torch import nn
 
 from unseen.data.task import SeenTrainData
 from unseen.losses.adversarial import gradient_penalty as _gradient_penalty
-from unseen.methods.base import GenerativeMethod, MethodConfig, register
+from unseen.methods.base import GenerativeMethod, MethodConfig, make_adam, register
 from unseen.methods.precision import full_precision
 from unseen.models.mlp import ConditionalCritic, ConditionalGenerator, init_normal
 
@@ -98,8 +98,8 @@ class CLSWGAN(GenerativeMethod):
         c = self.config
         betas = (c.beta1, 0.999)
         return {
-            "generator": torch.optim.Adam(self.nets_["generator"].parameters(), c.lr, betas=betas),
-            "critic": torch.optim.Adam(self.nets_["critic"].parameters(), c.lr, betas=betas),
+            "generator": make_adam(self.nets_["generator"].parameters(), c.lr, betas=betas),
+            "critic": make_adam(self.nets_["critic"].parameters(), c.lr, betas=betas),
         }
 
     def _prepare(self, data: SeenTrainData) -> None:

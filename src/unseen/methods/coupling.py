@@ -50,7 +50,7 @@ from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
 from unseen.eval.metrics import per_class_accuracy
 from unseen.losses.sinkhorn import sinkhorn_distance as _sinkhorn_distance
-from unseen.methods.base import register
+from unseen.methods.base import make_adam, register
 from unseen.methods.clswgan import CLSWGAN, CLSWGANConfig, _seen_positions, gradient_penalty
 from unseen.methods.precision import full_precision
 from unseen.models.coupling import InferenceNetwork, JointCritic
@@ -254,7 +254,7 @@ class TLCoupling(CLSWGAN):
         betas = (c.beta1, 0.999)
 
         def adam(key: str, lr: float) -> torch.optim.Adam:
-            return torch.optim.Adam(self.nets_[key].parameters(), lr, betas=betas)
+            return make_adam(self.nets_[key].parameters(), lr, betas=betas)
 
         return {
             "generator": adam("generator", c.lr),

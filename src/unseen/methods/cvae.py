@@ -32,7 +32,7 @@ from torch import nn
 from unseen.classifiers import NearestPrototypeClassifier
 from unseen.data.task import SeenTrainData
 from unseen.losses.flow import prototype_centring_loss, stacked_centring_loss
-from unseen.methods.base import GenerativeMethod, MethodConfig, minibatch_epoch, register
+from unseen.methods.base import GenerativeMethod, MethodConfig, make_adam, minibatch_epoch, register
 from unseen.methods.izf import check_izf_options, inverse_mmd_loss, seen_class_means
 from unseen.models.mlp import MLP
 
@@ -98,7 +98,7 @@ class CVAE(GenerativeMethod):
         self.optimizers_ = self._make_optimizers()
 
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"cvae": torch.optim.Adam(self.nets_.parameters(), lr=self.config.lr)}
+        return {"cvae": make_adam(self.nets_.parameters(), self.config.lr)}
 
     def decode(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.nets_["decoder"](torch.cat([z, c], dim=-1))

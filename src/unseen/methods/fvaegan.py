@@ -39,7 +39,7 @@ from torch import nn
 
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
-from unseen.methods.base import GenerativeMethod, MethodConfig, register
+from unseen.methods.base import GenerativeMethod, MethodConfig, make_adam, register
 from unseen.methods.clswgan import gradient_penalty
 from unseen.methods.cvae import gaussian_kl
 from unseen.methods.precision import full_precision
@@ -225,11 +225,11 @@ class FVAEGAN(GenerativeMethod):
         c = self.config
         betas = (c.beta1, 0.999)
         return {
-            "encoder": torch.optim.Adam(
+            "encoder": make_adam(
                 self.nets_["encoder"].parameters(), c.lr, betas=(c.encoder_beta1, 0.999)
             ),
             **{
-                k: torch.optim.Adam(self.nets_[k].parameters(), c.lr, betas=betas)
+                k: make_adam(self.nets_[k].parameters(), c.lr, betas=betas)
                 for k in ("generator", "critic", "critic_u")
                 if k in self.nets_
             },

@@ -43,7 +43,7 @@ from unseen.losses.gradient_matching import gradient_matching_loss as _gradient_
 from unseen.losses.gradient_matching import (
     grouped_gradient_matching as _grouped_gradient_matching,
 )
-from unseen.methods.base import GenerativeMethod, MethodConfig, register
+from unseen.methods.base import GenerativeMethod, MethodConfig, make_adam, register
 from unseen.methods.clswgan import gradient_penalty
 from unseen.methods.precision import full_precision
 from unseen.models.gmn import BilinearProbe, GMNGenerator, UnconditionalCritic, init_official
@@ -238,11 +238,11 @@ class GMN(GenerativeMethod):
         init(self.nets_["generator"])
         betas = (c.beta1, 0.999)
         self.optimizers_ = {
-            "generator": torch.optim.Adam(self.nets_["generator"].parameters(), c.lr, betas=betas)
+            "generator": make_adam(self.nets_["generator"].parameters(), c.lr, betas=betas)
         }
         if "critic" in self.nets_:
             init(self.nets_["critic"])
-            self.optimizers_["critic"] = torch.optim.Adam(
+            self.optimizers_["critic"] = make_adam(
                 self.nets_["critic"].parameters(), c.lr, betas=betas
             )
         if "probe" in self.nets_:

@@ -39,8 +39,8 @@ from torch import nn
 
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
-from unseen.methods.base import GenerativeMethod, MethodConfig, minibatch_epoch, register
-from unseen.methods.izf import make_adam, seen_class_means
+from unseen.methods.base import GenerativeMethod, MethodConfig, make_adam, minibatch_epoch, register
+from unseen.methods.izf import seen_class_means
 from unseen.models.flows import ConditionalCouplingFlow
 from unseen.models.gsmflow import (
     ContrastiveNet,

@@ -43,7 +43,7 @@ from torch import nn
 
 from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
-from unseen.methods.base import register
+from unseen.methods.base import make_adam, register
 from unseen.methods.fvaegan import FVAEGAN, FVAEGANConfig
 from unseen.methods.precision import full_precision
 from unseen.models.mlp import MLP, init_normal
@@ -183,7 +183,7 @@ class TFVAEGAN(FVAEGAN):
         betas = (c.beta1, 0.999)
         for key, lr in (("decoder", c.dec_lr), ("feedback", c.feed_lr)):
             if key in self.nets_:
-                opts[key] = torch.optim.Adam(self.nets_[key].parameters(), lr, betas=betas)
+                opts[key] = make_adam(self.nets_[key].parameters(), lr, betas=betas)
         return opts
 
     def _generate(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
