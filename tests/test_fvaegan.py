@@ -149,3 +149,41 @@ def test_bad_options_are_refused_before_training(bad, match):
     m = FVAEGAN(**{**TINY, **bad})
     with pytest.raises(ConfigError, match=match):
         m.check_config({"feature_dim": 6, "semantic_dim": 4, "n_classes": 8, "n_seen": 6})
+
+
+# ---------------------------------------------------------------- official adaptive lambda
+def test_adaptive_gp_lambda_follows_the_official_rule(tiny, monkeypatch):
+    """lambda *= 1.1 when the step's mean penalty m > 1.05, /= 1.1 when m < 1.001, else kept."""
+    import unseen.methods.fvaegan as fv
+
+    task = ZSLTask(tiny)
+    seen = []
+    for value, factor in ((2.0, 1.1), (0.5, 1 / 1.1), (1.02, 1.0)):
+        monkeypatch.setattr(fv, "gradient_penalty", lambda *a, v=value, **k: torch.tensor(v))
+        m = FVAEGAN(seed=0, **{**TINY, "epochs": 1}, gp_adaptive=True).fit(task.train)
+        steps = math.ceil(len(task.train.labels) / TINY["batch_size"])
+        expected = 10.0 * factor**steps  # one rescaling per generator step
+        assert float(m.nets_["critic"].gp_lambda) == pytest.approx(expected, rel=1e-5)
+        seen.append(float(m.nets_["critic"].gp_lambda))
+    assert seen[0] > 10.0 > seen[1] and seen[2] == pytest.approx(10.0)
+
+
+def test_adaptive_gp_lambda_is_checkpointed_and_resumes(tiny, tmp_path):
+    from test_methods import fit_killed
+
+    task = ZSLTask(tiny)
+    cfg = {**TINY, "epochs": 3, "gp_adaptive": True}
+    full = FVAEGAN(seed=0, **cfg).fit(task.train)
+    assert float(full.nets_["critic"].gp_lambda) != 10.0  # it moved (real penalties)
+    ckpt = tmp_path / "ckpt.pt"
+    fit_killed(FVAEGAN(seed=0, **cfg), task.train, ckpt)
+    resumed = FVAEGAN(seed=0, **cfg).fit(task.train, checkpoint=ckpt)
+    assert torch.equal(resumed.nets_["critic"].gp_lambda, full.nets_["critic"].gp_lambda)
+    torch.testing.assert_close(resumed.nets_.state_dict(), full.nets_.state_dict())
+
+
+def test_adaptive_gp_lambda_refuses_batched_seeds(tiny):
+    m = FVAEGAN(seed=0, **TINY, gp_adaptive=True)
+    m.seed_batch_ = [0, 1]
+    with pytest.raises(ConfigError, match="gp_adaptive"):
+        m.fit(ZSLTask(tiny).train)

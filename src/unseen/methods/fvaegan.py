@@ -128,8 +128,14 @@ class FVAEGANConfig(MethodConfig):
         gamma_d: weight of the critic's loss, gradient penalty included (official: 10).
         gamma_g: weight of the generator's adversarial term, the paper's gamma (official: 10).
         critic_steps: D1 (and D2) updates per generator step (official: 5).
-        gp_weight: lambda of the gradient penalty (official: 10; its adaptive rescaling of
-            lambda by 1.1 when the gradient norm drifts is not implemented, ours).
+        gp_weight: lambda of the gradient penalty (official: 10), its starting value with
+            ``gp_adaptive``.
+        gp_adaptive: rescale D1's lambda after every generator step as the official code
+            does (``train_images.py``): with m the mean of E[(||grad D1||_2 - 1)^2] over the
+            step's critic updates, lambda *= 1.1 when m > 1.05, lambda /= 1.1 when m < 1.001.
+            Not in the paper (default off: a fixed lambda, the paper's and WGAN-GP's). Since
+            m < 1.001 whenever 0 < ||grad D1|| < 2, the official lambda shrinks until the
+            critic's slope passes 2. D2 keeps the fixed lambda. Not with batched seeds.
         encoded_noise: the critic's fakes and the generator's adversarial term use
             ``z ~ q(z | x, a)`` (the VAE reconstruction) instead of ``z ~ N(0, I)``
             (official: on in the CUB script, off in the FLO script; default off).
@@ -160,6 +166,7 @@ class FVAEGANConfig(MethodConfig):
     gamma_g: float = 10.0
     critic_steps: int = 5
     gp_weight: float = 10.0
+    gp_adaptive: bool = False
     encoded_noise: bool = False
     lr: float = 1e-4
     beta1: float = 0.5
@@ -214,6 +221,8 @@ class FVAEGAN(GenerativeMethod):
             "generator": ConditionalGenerator(dz, da, d, (c.hidden_g,), out_activation=out),
             "critic": ConditionalCritic(d, da, (c.hidden_d,)),
         }
+        if c.gp_adaptive:  # a buffer: saved in checkpoints, so a resumed run continues it
+            nets["critic"].register_buffer("gp_lambda", torch.tensor(float(c.gp_weight)))
         if c.transductive:
             nets["critic_u"] = UnconditionalCritic(d, (c.hidden_d,))
         self.nets_ = nn.ModuleDict(nets)
@@ -237,6 +246,11 @@ class FVAEGAN(GenerativeMethod):
 
     def _check_data(self, data: SeenTrainData) -> None:
         c = self.config
+        if c.gp_adaptive and self.seed_batch_:
+            raise ConfigError(
+                f"{self.name}: gp_adaptive keeps one lambda per model and cannot train seeds "
+                "as one batched model; drop --batch-seeds or gp_adaptive"
+            )
         if c.transductive and data.unlabeled is None:
             raise ConfigError(
                 "fvaegan: transductive (f-VAEGAN-D2's critic D2) trains on unlabeled test "
@@ -282,9 +296,10 @@ class FVAEGAN(GenerativeMethod):
 
     def _critic_step(
         self, critic: str, x: torch.Tensor, a_real: torch.Tensor, a_fake: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One update of D1 (``critic``) or D2 (``critic_u``, which ignores ``a``) on real
-        ``x`` against ``G(z, a_fake)``; returns ``(loss, wasserstein estimate)``."""
+        ``x`` against ``G(z, a_fake)``; returns ``(loss, wasserstein estimate, E[(||grad
+        D||_2 - 1)^2])``."""
         c = self.config
         G, D = self.nets_["generator"], self.nets_[critic]
         with torch.no_grad():
@@ -296,18 +311,20 @@ class FVAEGAN(GenerativeMethod):
         n = fake.shape[-2]
         scores = D(torch.cat([fake, x], dim=-2), torch.cat([a_fake, a_real], dim=-2))
         d_fake, d_real = self.seed_mean(scores[..., :n]), self.seed_mean(scores[..., n:])
-        gp = gradient_penalty(
+        penalty = gradient_penalty(  # E[(||grad D||_2 - 1)^2], weighted below
             lambda v: D(v, a_fake),
             x,
             fake,
-            c.gp_weight,
+            1.0,
             input_gradient=lambda v: D.input_gradient(v, a_fake),
             alpha=self.rand(n, 1),
         )
+        adaptive = critic == "critic" and c.gp_adaptive
+        gp = (D.gp_lambda if adaptive else c.gp_weight) * penalty
         weight = c.gamma_d if critic == "critic" else c.gamma_d2
         loss = weight * (d_fake - d_real + gp)
         self.optimize(loss, self.optimizers_[critic])
-        return loss.detach(), (d_real - d_fake).detach()
+        return loss.detach(), (d_real - d_fake).detach(), penalty.detach()
 
     def _train_epoch(self, data: SeenTrainData, epoch: int) -> dict[str, float]:
         self._check_data(data)
@@ -333,21 +350,27 @@ class FVAEGAN(GenerativeMethod):
             critics = [D1] if D2 is None else [D1, D2]
             for D in critics:
                 D.requires_grad_(True)
+            penalty_sum = 0.0
             for _ in range(c.critic_steps):
                 # a fresh random batch per critic step (official)
                 idx = self.randint(n, (B,))
                 a = sem[labels[idx]]
                 for key, value in self._real_batch_hook(x_all[idx], a).items():
                     add(key, value / c.critic_steps)
-                loss_d, w = self._critic_step("critic", x_all[idx], a, a)
+                loss_d, w, penalty = self._critic_step("critic", x_all[idx], a, a)
+                penalty_sum = penalty_sum + penalty
                 if D2 is not None:
                     x_u = data.unlabeled[self.randint(len(data.unlabeled), (B,))]
                     a_u = sem[fake_classes()]
-                    loss_d2, w2 = self._critic_step("critic_u", x_u, a_u, a_u)
+                    loss_d2, w2, _ = self._critic_step("critic_u", x_u, a_u, a_u)
             for D in critics:
                 D.requires_grad_(False)
             add("critic", loss_d)
             add("wasserstein", w)
+            if c.gp_adaptive:  # the official rescaling of lambda (see FVAEGANConfig)
+                lam, m = D1.gp_lambda, penalty_sum / c.critic_steps
+                lam.copy_(torch.where(m > 1.05, lam * 1.1, torch.where(m < 1.001, lam / 1.1, lam)))
+                add("gp_lambda", lam.clone())
             if D2 is not None:
                 add("critic_u", loss_d2)
                 add("wasserstein_u", w2)
