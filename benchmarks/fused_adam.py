@@ -16,20 +16,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed_all import SHAPES, fake_data
-from unseen.config import resolve_run_config
-from unseen.methods.base import config_from_dict, get_method
+from speed_all import build_method, fake_data
 
 shape = "FLO-effnet"
 for method in sys.argv[1:]:
     for prec in ("fp32", "bf16"):
-        cls = get_method(method)
-        run = resolve_run_config(method, SHAPES[shape][5])
-        cfg = config_from_dict(
-            cls.config_class, {**cls.config_class().__dict__, **run.method_params}, "method"
-        )
-        b = int(cfg.batch_size)
-        m = cls(cfg, seed=0, precision=prec)
+        m, b, _ = build_method(method, shape, torch.device("cpu"), prec)
         m.fit(fake_data(b, shape, "cpu"), epochs=0)
         fused = m.optimizers_
         plain = {

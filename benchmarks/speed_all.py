@@ -91,6 +91,22 @@ def _peak(device, base_rss: float) -> dict:
     return {"peak_mib": peak, "peak_growth_mib": peak - base_rss, "memory": "rss"}
 
 
+def build_method(method: str, shape: str, device, precision: str = "fp32", sets=()):
+    """``(method instance, batch size, config source)`` for ``method`` at ``shape``: the
+    shipped config of the shape's dataset, with the ``method.KEY=VALUE`` of ``sets`` that the
+    method has."""
+    from unseen.config import parse_set, resolve_run_config
+    from unseen.methods.base import config_from_dict, get_method
+
+    cls = get_method(method)
+    defaults = cls.config_class().__dict__
+    mine = {k: v for k, v in parse_set(sets).get("method", {}).items() if k in defaults}
+    run = resolve_run_config(method, SHAPES[shape][5], overrides={"method": mine} if mine else None)
+    source = "; ".join(run.sources[1:]) or "method defaults"  # the shipped file, --set
+    cfg = config_from_dict(cls.config_class, {**defaults, **run.method_params}, "method")
+    return cls(cfg, device=device, seed=0, precision=precision), int(cfg.batch_size), source
+
+
 def measure_method(
     method: str,
     shape: str,
@@ -107,20 +123,10 @@ def measure_method(
     ``compiled``: every network wrapped in ``torch.compile`` after the set-up."""
     import torch
 
-    from unseen.config import parse_set, resolve_run_config
-    from unseen.methods.base import config_from_dict, get_method
-
     device = torch.device(device_name)
     n_train = SHAPES[shape][0]
-    cls = get_method(method)
-    defaults = cls.config_class().__dict__
-    mine = {k: v for k, v in parse_set(sets).get("method", {}).items() if k in defaults}
-    run = resolve_run_config(method, SHAPES[shape][5], overrides={"method": mine} if mine else None)
-    source = "; ".join(run.sources[1:]) or "method defaults"  # the shipped file, --set
-    cfg = config_from_dict(cls.config_class, {**defaults, **run.method_params}, "method")
-    batch = int(cfg.batch_size)
     base_rss = rss_mib()
-    m = cls(cfg, device=device, seed=0, precision=precision)
+    m, batch, source = build_method(method, shape, device, precision, sets)
     if seeds > 1:
         m.seed_batch_ = list(range(seeds))
     # Build + the method's one-off set-up (_prepare: e.g. f-CLSWGAN's seen-class classifier)
