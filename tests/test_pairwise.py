@@ -78,3 +78,25 @@ def test_compile_backend_raises_instead_of_falling_back(monkeypatch):
     monkeypatch.setattr(pairwise, "_compiled", {"forward": broken, "backward": broken})
     with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):
         pair_mlp_scores(*_inputs(()), 0.2)
+
+
+def test_a_dispatch_mode_never_reaches_the_compiled_kernels(monkeypatch):
+    # a compiled function first entered under a dispatch mode (FlopCounterMode, a tracer)
+    # stays on the eager broadcast for the rest of the process; under a mode the chunked
+    # kernel runs instead, and the compiled ones are not called
+    from torch.utils.flop_counter import FlopCounterMode
+
+    monkeypatch.setattr(pairwise, "BACKEND", "auto")
+    called = []
+
+    def spy(*args, **kwargs):
+        called.append(1)
+        raise AssertionError("compiled kernel entered under a dispatch mode")
+
+    monkeypatch.setattr(pairwise, "_compiled", {"forward": spy, "backward": spy})
+    u, v, w = _inputs(())
+    with FlopCounterMode(display=False):
+        out = pair_mlp_scores(u, v, w, 0.2)
+        out.sum().backward()
+    assert not called and not pairwise._compiled.get("failed")
+    torch.testing.assert_close(out, pair_mlp_scores_reference(u, v, w, 0.2))
