@@ -92,8 +92,9 @@ def test_bench_runs_every_split_and_reports_the_spread(tiny_xlsa17, tmp_path):
     assert drawn == ["TINY_seed0_split1.mat", "TINY_seed0_split2.mat"]
     assert "### TINY: across class splits" in report
     table = [ln for ln in report.splitlines() if ln.startswith("| ESZSL | ")]
-    # one main-table row (the proposed split), one robustness row, one provenance row per split
-    assert len(table) == 5 and "2 of 2" in table[1]
+    # one main-table row (the proposed split), one robustness row, one row of the pairs
+    # table, one provenance row per split
+    assert len(table) == 6 and "2 of 2" in table[1]
     assert sum("| TINY split" in ln for ln in table) == 2
     assert "Ranking by calibrated H over the 2 rows" in report
     with open(out / "summary.csv") as f:
@@ -137,5 +138,9 @@ def test_robustness_table_by_hand():
     # proposed A > B; split1 B > A, split2 A > B; the mean keeps A > B
     assert "proposed split A > B; mean over splits A > B (the same order)" in text
     assert "holds on 1 of 2 alternative splits; its best row (A) is best on 1 of 2" in text
+    # pairs: A above B on split2 only (1 of 2), B above A on split1 (1 of 2)
+    assert "| row is above column on k of 2 splits | A | B |" in text
+    assert "| A | - | 1 |" in text and "| B | 1 | - |" in text
+    assert "do not hold on every alternative split: A > B." in text
     assert rank({"x": 1.0, "y": 3.0, "z": 2.0}) == ["y", "z", "x"]
     assert robustness_lines([_row("A", "", 1.0)], "D", 2) == []

@@ -77,6 +77,8 @@ def robustness_lines(
         if "" in h and len(h_alt) == n_splits:
             complete[label] = h
     lines += ["", *_ranking_lines(complete, alt), ""]
+    if len(complete) >= 2:
+        lines += [*_pairwise_lines(complete, alt), ""]
     return lines
 
 
@@ -95,4 +97,35 @@ def _ranking_lines(complete: dict[str, dict[str, float]], alt: list[str]) -> lis
         f"split {' > '.join(proposed)}; mean over splits {' > '.join(mean)} ({verdict}). "
         f"The proposed split's order holds on {same} of {len(alt)} alternative splits; its "
         f"best row ({proposed[0]}) is best on {top} of {len(alt)}."
+    ]
+
+
+def _pairwise_lines(complete: dict[str, dict[str, float]], alt: list[str]) -> list[str]:
+    """A table of pairs: cell (A, B) = on how many alternative splits row A's score is above
+    row B's. Rows and columns in the proposed split's order, so above the diagonal a cell
+    below ``len(alt)`` is a pair whose proposed order flips on some split.
+
+    Why: a whole ranking rarely survives a split (one swap anywhere breaks it); the question
+    a user asks is narrower, "is method A still above method B on another split?".
+    """
+    order = rank({k: v[""] for k, v in complete.items()})
+    head = "| row is above column on k of " + f"{len(alt)} splits | " + " | ".join(order) + " |"
+    lines = [head, "|" + "---|" * (len(order) + 1)]
+    for a in order:
+        cells = [
+            "-" if a == b else str(sum(complete[a][s] > complete[b][s] for s in alt)) for b in order
+        ]
+        lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    flips = [
+        f"{a} > {b}"
+        for i, a in enumerate(order)
+        for b in order[i + 1 :]
+        if sum(complete[a][s] > complete[b][s] for s in alt) < len(alt)
+    ]
+    return [
+        *lines,
+        "",
+        "Pairs in the proposed split's order that do not hold on every alternative split: "
+        + (", ".join(flips) if flips else "none")
+        + ".",
     ]
