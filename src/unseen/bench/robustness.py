@@ -109,18 +109,14 @@ def _pairwise_lines(complete: dict[str, dict[str, float]], alt: list[str]) -> li
     a user asks is narrower, "is method A still above method B on another split?".
     """
     order = rank({k: v[""] for k, v in complete.items()})
+    wins = {(a, b): sum(complete[a][s] > complete[b][s] for s in alt) for a in order for b in order}
     head = "| row is above column on k of " + f"{len(alt)} splits | " + " | ".join(order) + " |"
     lines = [head, "|" + "---|" * (len(order) + 1)]
     for a in order:
-        cells = [
-            "-" if a == b else str(sum(complete[a][s] > complete[b][s] for s in alt)) for b in order
-        ]
+        cells = ["-" if a == b else str(wins[a, b]) for b in order]
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
     flips = [
-        f"{a} > {b}"
-        for i, a in enumerate(order)
-        for b in order[i + 1 :]
-        if sum(complete[a][s] > complete[b][s] for s in alt) < len(alt)
+        f"{a} > {b}" for i, a in enumerate(order) for b in order[i + 1 :] if wins[a, b] < len(alt)
     ]
     return [
         *lines,
