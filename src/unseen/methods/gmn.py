@@ -34,7 +34,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from unseen.data.task import SeenTrainData
@@ -181,6 +180,9 @@ class GMN(GenerativeMethod):
     config_class = GMNConfig
     paper = "Sariyildiz & Cinbis, Gradient Matching Generative Networks for ZSL, CVPR 2019"
     config: GMNConfig
+    # seeds as one batched model: draws and reductions through the seed-axis helpers; L_GM is
+    # computed per seed (each seed's batch holds its own classes), the probe re-drawn per seed
+    supports_seed_batch = True
 
     def _check_config(self) -> None:
         c = self.config
@@ -236,19 +238,21 @@ class GMN(GenerativeMethod):
         self.nets_ = nn.ModuleDict(nets)
         init = init_official if c.init == "official" else init_normal
         init(self.nets_["generator"])
-        betas = (c.beta1, 0.999)
-        self.optimizers_ = {
-            "generator": make_adam(self.nets_["generator"].parameters(), c.lr, betas=betas)
-        }
         if "critic" in self.nets_:
             init(self.nets_["critic"])
-            self.optimizers_["critic"] = make_adam(
-                self.nets_["critic"].parameters(), c.lr, betas=betas
-            )
+        self.optimizers_ = self._make_optimizers()
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        betas = (c.beta1, 0.999)
+        out = {"generator": make_adam(self.nets_["generator"].parameters(), c.lr, betas=betas)}
+        if "critic" in self.nets_:
+            out["critic"] = make_adam(self.nets_["critic"].parameters(), c.lr, betas=betas)
         if "probe" in self.nets_:
-            self.optimizers_["probe"] = torch.optim.SGD(
+            out["probe"] = torch.optim.SGD(
                 self.nets_["probe"].parameters(), c.probe_lr, momentum=c.probe_momentum
             )
+        return out
 
     def _check_data(self, data: SeenTrainData) -> None:
         if self.config.critic == "seen+unlabeled" and data.unlabeled is None:
@@ -271,58 +275,62 @@ class GMN(GenerativeMethod):
         opt = torch.optim.Adam(clf.parameters(), c.pretrain_lr, betas=(0.5, 0.999))
         n = len(data.labels)
         for _ in range(c.pretrain_epochs):
-            perm = torch.randperm(n, device=data.features.device)
+            perm = self.randperm(n)
             for i in range(0, n, c.pretrain_batch):
-                idx = perm[i : i + c.pretrain_batch]
-                loss = F.cross_entropy(clf(data.features[idx], sem), target[idx])
+                idx = perm[..., i : i + c.pretrain_batch]
+                loss = self.seed_cross_entropy(clf(data.features[idx], sem), target[idx])
                 self.optimize(loss, opt)
         clf.requires_grad_(False)
 
     # ------------------------------------------------------------------ training
-    def _critic_step(self, data: SeenTrainData, pool: torch.Tensor | None) -> dict[str, float]:
+    def _critic_step(
+        self, data: SeenTrainData, pool: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
         c = self.config
         G, D = self.nets_["generator"], self.nets_["critic"]
-        dev, B = data.features.device, c.batch_size
+        B = c.batch_size
         if pool is None:  # seen real features; fakes of the same classes (Eq. 7, 9)
-            idx = torch.randint(len(data.labels), (B,), device=dev)
+            idx = self.randint(len(data.labels), (B,))
             x, a_real = data.features[idx], data.semantics[data.labels[idx]]
             a_fake = a_real
         else:  # Eq. 8: real from X_s + X_u, fakes for classes drawn uniformly from Y_all
-            x = pool[torch.randint(len(pool), (B,), device=dev)]
-            a_fake = data.semantics[torch.randint(data.n_classes, (B,), device=dev)]
+            x = pool[self.randint(len(pool), (B,))]
+            a_fake = data.semantics[self.randint(data.n_classes, (B,))]
             a_real = a_fake  # ignored by the unconditional critic
         with torch.no_grad():
-            fake = G(a_fake, torch.randn(B, G.noise_dim, device=dev))
-        scores = D(torch.cat([fake, x]), torch.cat([a_fake, a_real]))
-        d_fake, d_real = scores[:B].mean(), scores[B:].mean()
+            fake = G(a_fake, self.randn(B, G.noise_dim))
+        scores = D(torch.cat([fake, x], dim=-2), torch.cat([a_fake, a_real], dim=-2))
+        d_fake, d_real = self.seed_mean(scores[..., :B]), self.seed_mean(scores[..., B:])
         gp = gradient_penalty(
             lambda v: D(v, a_fake),
             x,
             fake,
             c.gp_weight,
             input_gradient=lambda v: D.input_gradient(v, a_fake),
+            alpha=self.rand(B, 1),
         )
         loss = d_fake - d_real + gp
         self.optimize(loss, self.optimizers_["critic"])
-        return {"critic": loss.item(), "wasserstein": (d_real - d_fake).item()}
+        return {"critic": loss.detach(), "wasserstein": (d_real - d_fake).detach()}
 
-    def _train_epoch(self, data: SeenTrainData, epoch: int) -> dict[str, float]:
+    def _train_epoch(self, data: SeenTrainData, epoch: int) -> dict[str, torch.Tensor]:
         self._check_data(data)
         c = self.config
         G = self.nets_["generator"]
         D = self.nets_["critic"] if "critic" in self.nets_ else None
-        n, dev, B = len(data.labels), data.features.device, c.batch_size
+        n, B = len(data.labels), c.batch_size
         seen_sem, target_all = data.semantics[data.seen_classes], _seen_positions(data)
         pool = None
         if c.critic == "seen+unlabeled":
             pool = torch.cat([data.features, data.unlabeled])
         groups = _ClassGroups(target_all, len(data.seen_classes))
         steps = max(1, -(-n // B))
-        sums: dict[str, float] = {}
+        # summed as tensors (no device sync per step); one value per seed when stacked
+        sums: dict[str, torch.Tensor] = {}
 
-        def add(values: dict[str, float]) -> None:
+        def add(values: dict[str, torch.Tensor]) -> None:
             for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v
+                sums[k] = sums[k] + v if k in sums else v
 
         # The per-class GM batch brings its own synthetic samples: without a critic, L_CLS
         # or random GM batching, the generator's random batch would go unused.
@@ -335,41 +343,48 @@ class GMN(GenerativeMethod):
                 add(last)
                 D.requires_grad_(False)
             # Generator step: a real seen batch fixes the classes of the synthetic batch.
-            idx = torch.randint(n, (B,), device=dev)
+            idx = self.randint(n, (B,))
             x_real, y = data.features[idx], target_all[idx]
             a = data.semantics[data.labels[idx]]
-            fake = G(a, torch.randn(B, G.noise_dim, device=dev)) if need_fake else None
-            loss = x_real.new_zeros(())
-            logs: dict[str, float] = {}
+            fake = G(a, self.randn(B, G.noise_dim)) if need_fake else None
+            loss: torch.Tensor | float = 0.0
+            logs: dict[str, torch.Tensor] = {}
             if D is not None:
                 if pool is None:
-                    adv = -D(fake, a).mean()
+                    adv = -self.seed_mean(D(fake, a))
                 else:  # Eq. 8: the adversarial term covers fakes of all classes
-                    a_all = data.semantics[torch.randint(data.n_classes, (B,), device=dev)]
-                    adv = -D(G(a_all, torch.randn(B, G.noise_dim, device=dev))).mean()
+                    a_all = data.semantics[self.randint(data.n_classes, (B,))]
+                    adv = -self.seed_mean(D(G(a_all, self.randn(B, G.noise_dim))))
                 loss = loss + adv
-                logs["generator"] = adv.item()
+                logs["generator"] = adv.detach()
             if c.aux == "gm":
                 probe = self.nets_["probe"]
                 global_step = epoch * steps + step
                 if global_step % c.probe_reinit_every == 0:
-                    probe.reset_parameters()
+                    if self.seed_batch_:  # each seed's theta from its own stream
+                        probe.reset_parameters(self._streams)
+                    else:
+                        probe.reset_parameters()
                     self.optimizers_["probe"].state.clear()
-                gm, terms = self._gm_term(data, x_real, y, fake, groups)
+                if self.seed_batch_:
+                    gm, term_means = self._gm_term_seeds(data, x_real, y, fake, groups)
+                else:
+                    gm, terms = self._gm_term(data, x_real, y, fake, groups)
+                    term_means = terms.mean()
                 loss = loss + c.gm_weight * gm
                 # per-class mean distance: comparable between the two batchings
-                logs["gm"] = terms.mean().item()
+                logs["gm"] = term_means.detach()
             elif c.aux == "cls":
                 self.nets_["seen_classifier"].requires_grad_(False)
-                cls = F.cross_entropy(self.nets_["seen_classifier"](fake, seen_sem), y)
+                cls = self.seed_cross_entropy(self.nets_["seen_classifier"](fake, seen_sem), y)
                 loss = loss + c.cls_weight * cls
-                logs["cls"] = cls.item()
+                logs["cls"] = cls.detach()
             self.optimize(loss, self.optimizers_["generator"])
             if c.aux == "gm":
                 # theta moves one SGD step along its trajectory on real seen data (Sec. 3.2).
-                probe_loss = F.cross_entropy(probe(x_real, seen_sem), y)
+                probe_loss = self.seed_cross_entropy(probe(x_real, seen_sem), y)
                 self.optimize(probe_loss, self.optimizers_["probe"])
-                logs["probe_ce"] = probe_loss.item()
+                logs["probe_ce"] = probe_loss.detach()
             add(logs)
         return {k: v / steps for k, v in sums.items()}
 
@@ -441,6 +456,55 @@ class GMN(GenerativeMethod):
             )
         return terms.sum(), terms
 
+    def _gm_term_seeds(
+        self,
+        data: SeenTrainData,
+        x_real: torch.Tensor,
+        y: torch.Tensor,
+        fake: torch.Tensor | None,
+        groups: _ClassGroups,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_gm_term` for K stacked seeds: ``(loss (K,), mean per-class term (K,))``.
+
+        Each seed's batch holds its own classes, so the distances are computed seed by seed
+        (on slices of the stacked tensors, at that seed's theta); the per-class batches are
+        drawn from each seed's own stream in the order a sequential fit draws them, and all
+        seeds' synthetic batches come from one stacked generator call.
+        """
+        c = self.config
+        probe = self.nets_["probe"]
+        w, b = probe.weight.detach(), probe.bias.detach()
+        seen_sem = data.semantics[data.seen_classes]
+        opts = {"per_row": c.gm_per_row, "lp_weight": c.gm_lp_weight}
+        losses, means = [], []
+        if c.gm_batching == "random":
+            for k in range(len(self._streams)):
+                loss, per_class = gradient_matching_loss(
+                    x_real[k], y[k], fake[k], y[k], w[k], b[k], seen_sem,
+                    return_per_class=True, **opts,
+                )  # fmt: skip
+                losses.append(loss)
+                means.append(per_class[~torch.isnan(per_class)].mean())
+            return torch.stack(losses), torch.stack(means)
+        G = self.nets_["generator"]
+        s = c.gm_fake_per_class
+        draws, eps = [], []
+        for g in self._streams:  # per seed: classes, their real rows, then the noise
+            classes, idx, mask = groups.draw(c.gm_classes_per_iter, c.gm_real_per_class, g)
+            draws.append((classes, idx, mask))
+            eps.append(torch.randn(len(classes) * s, G.noise_dim, device=self.device, generator=g))
+        a = torch.stack([seen_sem[cl].repeat_interleave(s, dim=0) for cl, _, _ in draws])
+        x_fake = G(a, torch.stack(eps))
+        for k, (classes, idx, mask) in enumerate(draws):
+            terms = grouped_gradient_matching(
+                data.features[idx],
+                x_fake[k].view(len(classes), s, -1),
+                classes, w[k], b[k], seen_sem, real_mask=mask, **opts,
+            )  # fmt: skip
+            losses.append(terms.sum())
+            means.append(terms.mean())
+        return torch.stack(losses), torch.stack(means)
+
     @torch.no_grad()
     def sample(self, class_semantics: torch.Tensor, n_per_class: int) -> torch.Tensor:
         self._check_fitted()
@@ -463,25 +527,29 @@ class _ClassGroups:
         self.offsets = self.counts.cumsum(0) - self.counts
         self.available = torch.nonzero(self.counts > 0).flatten()
 
-    def draw(self, n_classes: int, n_per_class: int) -> tuple[torch.Tensor, ...]:
+    def draw(
+        self, n_classes: int, n_per_class: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, ...]:
         """``n_classes`` distinct classes, each with up to ``n_per_class`` of its samples.
 
         Samples are drawn without replacement; a class with fewer than ``n_per_class``
         samples gives all of them (its remaining rows are padding, ``False`` in the mask).
+        ``generator``: the random stream (the global one when ``None``).
 
         Returns:
             ``(classes (C,), indices (C, R), mask (C, R))`` with R = min(n_per_class,
             largest count among the drawn classes).
         """
         dev = self.order.device
-        pick = torch.randperm(len(self.available), device=dev)[:n_classes]
+        pick = torch.randperm(len(self.available), device=dev, generator=generator)[:n_classes]
         classes = self.available[pick]
         counts = self.counts[classes]
         width = int(counts.max())
         cols = torch.arange(width, device=dev)
         # random keys, padding last: the first R columns of the argsort are a uniform draw
         # without replacement from each class's own samples
-        keys = torch.rand(len(classes), width, device=dev).masked_fill(cols >= counts[:, None], 2.0)
+        keys = torch.rand(len(classes), width, device=dev, generator=generator)
+        keys = keys.masked_fill(cols >= counts[:, None], 2.0)
         r = min(n_per_class, width)
         pos = keys.argsort(1)[:, :r]
         mask = cols[:r] < counts[:, None]

@@ -14,8 +14,15 @@ import torch
 from torch import nn
 
 from unseen.models.mlp import MLP
+from unseen.models.stacked import register_stacker
 
-__all__ = ["BilinearProbe", "GMNGenerator", "UnconditionalCritic", "init_official"]
+__all__ = [
+    "BilinearProbe",
+    "GMNGenerator",
+    "StackedBilinearProbe",
+    "UnconditionalCritic",
+    "init_official",
+]
 
 
 def init_official(module: nn.Module, gain: float = math.sqrt(2.0)) -> None:
@@ -102,8 +109,8 @@ class GMNGenerator(nn.Module):
 
     def latent(self, a: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """The generator's input for semantics ``a`` and standard normal ``eps``."""
-        if self.conditioning == "concat":
-            return torch.cat([eps, a], dim=1)
+        if self.conditioning == "concat":  # last axis: a leading seed axis may come first
+            return torch.cat([eps, a], dim=-1)
         mu = self.mu(a)
         if self.mu_tanh:
             mu = torch.tanh(mu)
@@ -151,3 +158,42 @@ class BilinearProbe(nn.Module):
 
     def forward(self, x: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
         return (x @ self.weight + self.bias) @ semantics.T
+
+
+class StackedBilinearProbe(nn.Module):
+    """K :class:`BilinearProbe` s on a leading seed axis (seeds trained as one batched model).
+
+    ``weight`` is ``(K, d, d_a)`` and ``bias`` ``(K, d_a)``; ``forward`` takes ``(K, N, d)``
+    features and the ``(C, d_a)`` class semantics all seeds share and returns ``(K, N, C)``.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+        self.bias = nn.Parameter(bias)
+
+    @classmethod
+    def stack(cls, probes: list[BilinearProbe]) -> StackedBilinearProbe:
+        weight = torch.stack([p.weight.detach() for p in probes]).clone()
+        return cls(weight, torch.stack([p.bias.detach() for p in probes]).clone())
+
+    @staticmethod
+    def unstack(stacked: StackedBilinearProbe, probe: BilinearProbe, k: int) -> None:
+        with torch.no_grad():
+            probe.weight.copy_(stacked.weight[k])
+            probe.bias.copy_(stacked.bias[k])
+
+    def reset_parameters(self, generators: list[torch.Generator]) -> None:
+        """Each seed's :meth:`BilinearProbe.reset_parameters`, drawn from its own stream."""
+        with torch.no_grad():
+            for k, g in enumerate(generators):
+                self.weight[k].normal_(0.0, 0.02, generator=g)
+            self.bias.zero_()
+
+    def forward(self, x: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight) @ semantics.T
+
+
+register_stacker(
+    BilinearProbe, StackedBilinearProbe, StackedBilinearProbe.stack, StackedBilinearProbe.unstack
+)
