@@ -85,6 +85,10 @@ BATCHED = [n for n, cls in available_methods().items() if cls.supports_seed_batc
 CASES = [(n, {}) for n in BATCHED] + [
     ("fvaegan", {"transductive": True}),
     ("izf", {"coupling": "alternating", "input_noise": 0.07, "n_blocks": 2}),
+    # GSMFlow: the conference model, the IZF-prior row, the official "batch" contrastive classes
+    ("gsmflow", {"variant": "no-em"}),
+    ("gsmflow", {"variant": "izf-prior", "prior_scale": 2.0}),
+    ("gsmflow", {"contrastive_classes": "batch", "contrastive_batch": 8, "permute": True}),
     # GMN: the official per-class GM batches, the L_CLS baseline, the transductive critic,
     # f-CLSWGAN's [z, a] input with a fresh probe theta at every step
     (
@@ -142,9 +146,13 @@ def test_batched_training_equals_sequential_training(name, extra):
             )
 
 
-def test_batched_training_resumes_after_a_kill(task, tmp_path):
-    def batched() -> CLSWGAN:
-        m = CLSWGAN(seed=0, **TINY)
+@pytest.mark.parametrize("name", ["clswgan", "gsmflow"])
+def test_batched_training_resumes_after_a_kill(task, tmp_path, name):
+    # gsmflow: its per-seed contrastive nets travel in the checkpoint, the mining is redone
+    sizes = {**TINY_BY_METHOD["gsmflow"], "epochs": 3} if name == "gsmflow" else TINY
+
+    def batched():
+        m = get_method(name)(seed=0, **sizes)
         m.seed_batch_ = [0, 1]
         return m
 
@@ -157,7 +165,7 @@ def test_batched_training_resumes_after_a_kill(task, tmp_path):
         assert a.history_ == b.history_
         assert all(torch.equal(s, t) for s, t in zip(a.rng_after_fit_, b.rng_after_fit_))
     # a checkpoint of other seeds is refused, not silently continued
-    other = CLSWGAN(seed=0, **TINY)
+    other = get_method(name)(seed=0, **sizes)
     other.seed_batch_ = [0, 2]
     with pytest.raises(ConfigError, match="seeds"):
         other.fit(task.train, checkpoint=tmp_path / "ckpt.pt")
@@ -172,7 +180,7 @@ def test_bf16_batched_training_runs(task):
 
 def test_methods_without_a_seed_axis_refuse(task):
     with pytest.raises(ConfigError, match="cannot train seeds as one batched model"):
-        fit_seeds("gsmflow", None, SEEDS, task.train)
+        fit_seeds("eszsl", None, SEEDS, task.train)  # no generator to train
     with pytest.raises(ConfigError, match="distinct"):
         fit_seeds("clswgan", None, [0, 0], task.train)
 
@@ -208,13 +216,13 @@ def test_run_with_batch_seeds_gives_the_sequential_per_seed_results(tmp_path):
     assert "seed_batch" not in reports[False]["config"]  # older run keys unchanged
 
 
-def test_run_with_batch_seeds_on_a_method_without_it_trains_seeds_in_turn(tmp_path):
-    sets = {"method": TINY_BY_METHOD["gsmflow"], **SETS}
-    cfg = resolve_run_config("gsmflow", "toy", overrides=sets, seeds=[0, 1], seed_batch=True)
-    rep = run(cfg, tmp_path / "gsmflow", dataset=tiny_dataset(n_per_class=12), echo=False)
+def test_run_with_batch_seeds_on_a_method_without_it_trains_seeds_in_turn(tmp_path, monkeypatch):
+    # every registered generator batches its seeds now; a plug-in method may not
+    monkeypatch.setattr(get_method("meanreg"), "supports_seed_batch", False)
+    cfg = resolve_run_config("meanreg", "toy", overrides=SETS, seeds=[0, 1], seed_batch=True)
+    rep = run(cfg, tmp_path / "mr", dataset=tiny_dataset(n_per_class=12), echo=False)
     assert set(rep["seeds"]) == {"0", "1"}
-    log = (tmp_path / "gsmflow" / "log.txt").read_text()
-    assert "gsmflow trains its seeds one after another" in log
+    assert "meanreg trains its seeds one after another" in (tmp_path / "mr" / "log.txt").read_text()
 
 
 @pytest.mark.parametrize("estimator", ["izf", "unbiased", "biased"])

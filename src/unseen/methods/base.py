@@ -400,6 +400,10 @@ class GenerativeMethod(ABC):
     #: the training is written with the seed-axis helpers (``randint`` ... ``seed_mean``) and
     #: ``_make_optimizers``, so several seeds can train as one stacked model
     supports_seed_batch: ClassVar[bool] = False
+    #: networks kept per seed when seeds train as one batched model (a list of the seeds' own
+    #: modules instead of one stacked module): those a set-up trains once per seed with code
+    #: written for one seed (GSMFlow's contrastive net)
+    per_seed_nets: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,

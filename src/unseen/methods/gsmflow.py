@@ -41,6 +41,7 @@ from unseen.data.task import SeenTrainData
 from unseen.errors import ConfigError
 from unseen.methods.base import GenerativeMethod, MethodConfig, make_adam, minibatch_epoch, register
 from unseen.methods.izf import seen_class_means
+from unseen.methods.seedbatch import seed_stream
 from unseen.models.flows import ConditionalCouplingFlow
 from unseen.models.gsmflow import (
     ContrastiveNet,
@@ -146,6 +147,10 @@ class GSMFlow(GenerativeMethod):
         "Learning, IEEE TMM 2022"
     )
     config: GSMFlowConfig
+    # seeds as one batched model: the flow and RP stack; the contrastive net g is trained and
+    # mined with once per seed in the set-up, by each seed's own plain method
+    supports_seed_batch = True
+    per_seed_nets = ("g",)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -197,8 +202,12 @@ class GSMFlow(GenerativeMethod):
                 )
             nets["g"] = ContrastiveNet(d, d_a, c.contrastive_hidden, dims["n_seen"])
         self.nets_ = nn.ModuleDict(nets)
-        params = [p for k, m in nets.items() if k != "g" for p in m.parameters()]
-        self.optimizers_ = {"flow": make_adam(params, c.lr, c.weight_decay)}
+        self.optimizers_ = self._make_optimizers()
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        params = [p for k, m in self.nets_.items() if k != "g" for p in m.parameters()]
+        return {"flow": make_adam(params, c.lr, c.weight_decay)}
 
     def condition(self, class_semantics: torch.Tensor) -> torch.Tensor:
         """The flow's condition for class vectors: a^g (Eq. 10) with RP, else the vectors."""
@@ -215,7 +224,16 @@ class GSMFlow(GenerativeMethod):
             self._train_contrastive(data)
 
     def _train_contrastive(self, data: SeenTrainData) -> None:
-        """Stage 1 (Sec. III-E): g trained with Eq. 2 on seen pairs (Adam)."""
+        """Stage 1 (Sec. III-E): g trained with Eq. 2 on seen pairs (Adam).
+
+        Stacked seeds: each seed's own g (``per_seed_nets``), trained by its own plain method
+        with the seed's random stream, as its sequential fit would."""
+        if self.seed_batch_:
+            for k, one in enumerate(self._members):
+                with seed_stream(self, k):
+                    one._train_contrastive(data)
+            self._mined = None
+            return
         c = self.config
         g = self.nets_["g"]
         seen = data.seen_classes
@@ -241,9 +259,19 @@ class GSMFlow(GenerativeMethod):
             p.requires_grad_(False)
 
     def boundary_samples(self, data: SeenTrainData) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x+, y)``: the mined copies of the seen features (Eq. 4), cached per data."""
+        """``(x+, y)``: the mined copies of the seen features (Eq. 4), cached per data.
+        Stacked seeds: ``x+`` is ``(K, n, d)``, each seed's copies mined with its own g and
+        random stream."""
         key = (data.features.data_ptr(), tuple(data.features.shape))
         if self._mined is not None and self._mined[0] == key:
+            return self._mined[1], self._mined[2]
+        if self.seed_batch_:
+            mined = []
+            for k, one in enumerate(self._members):
+                with seed_stream(self, k):
+                    mined.append(one.boundary_samples(data)[0])
+                one._mined = None  # the stacked copy below is the one used
+            self._mined = (key, torch.stack(mined), data.labels)
             return self._mined[1], self._mined[2]
         c = self.config
         g = self.nets_["g"]
@@ -277,32 +305,45 @@ class GSMFlow(GenerativeMethod):
 
         Args:
             x: ``(n, d)`` training features (real and mined); y: their global labels.
+                Stacked seeds: ``(K, n, d)`` and ``(K, n)``, and every loss is per seed.
             semantics: ``(C, d_a)`` class vectors; means: ``(C, d)`` seen class means.
         """
         c, sw = self.config, self.switches
         flow = self.nets_["flow"]
-        d = x.shape[1]
+        d = x.shape[-1]
         if sw["vp"] and c.perturbation > 0:
-            x = x + c.perturbation * torch.randn_like(x)  # Eq. 5
+            x = x + c.perturbation * self.randn(*x.shape[-2:])  # Eq. 5
+        # Stacked seeds: the classes of all seeds' batches, each sample's row in ``index``
+        # (a seed's samples only ever read their own classes' rows).
         classes, index = torch.unique(y, return_inverse=True)
         a = semantics[classes]
+        stacked = y.dim() == 2
+        if stacked:
+            a = a.expand(y.shape[0], -1, -1)
         out: dict[str, torch.Tensor] = {}
         if sw["conditioning"] == "prior":
             z, ladj = flow(x)
             a = a * c.prior_scale
-            z = torch.cat([z[:, : a.shape[1]] - a[index], z[:, a.shape[1] :]], 1)
+            d_a = a.shape[-1]
+            per_sample = _rows(a, index) if stacked else a[index]
+            z = torch.cat([z[..., :d_a] - per_sample, z[..., d_a:]], -1)
         else:
             cond = self.condition(a)  # k distinct rows, gathered per sample inside the flow
             z, ladj = flow(x, cond, index)
         # -log p(x | a) per dimension, as the official code: mean(z^2)/2 - mean(log-det)/d
         # (the constant log(2 pi)/2 dropped).
-        l_flow = 0.5 * z.pow(2).mean() - ladj.mean() / d
+        l_flow = 0.5 * self.seed_mean(z.pow(2)) - self.seed_mean(ladj) / d
         out["flow"] = l_flow
         total = l_flow
         if sw["proto"] and c.lambda_proto > 0:
             # Eq. 7 over the batch's classes (an estimate of the mean over all seen classes).
-            protos = flow.inverse(x.new_zeros(len(classes), d), cond)  # f^-1(0, a^g)
-            l_proto = (protos - means[classes]).pow(2).mean()  # official: MSE
+            protos = flow.inverse(x.new_zeros(*a.shape[:-1], d), cond)  # f^-1(0, a^g)
+            err = (protos - means[classes]).pow(2)  # official: MSE
+            if stacked:  # each seed's mean over the classes of its own batch
+                present = torch.zeros_like(err[..., 0]).scatter_(1, index, 1.0)
+                l_proto = (err.mean(-1) * present).sum(1) / present.sum(1)
+            else:
+                l_proto = err.mean()
             out["proto"] = l_proto
             total = total + c.lambda_proto * l_proto
         out["total"] = total
@@ -319,15 +360,25 @@ class GSMFlow(GenerativeMethod):
         x_all, y_all = data.features, data.labels
         if "g" in self.nets_:
             x_plus, y_plus = self.boundary_samples(data)
-            x_all, y_all = torch.cat([x_all, x_plus]), torch.cat([y_all, y_plus])
+            if x_plus.dim() == 3:  # stacked seeds: each seed's own mined copies
+                x_all = torch.cat([x_all.expand(len(x_plus), -1, -1), x_plus], 1)
+            else:
+                x_all = torch.cat([x_all, x_plus])
+            y_all = torch.cat([y_all, y_plus])
         sem = data.semantics.to(x_all.dtype)
+
+        def batch(idx: torch.Tensor) -> dict[str, torch.Tensor]:
+            x = _rows(x_all, idx) if x_all.dim() == 3 else x_all[idx]
+            return self.losses(x, y_all[idx], sem, means)
+
         return minibatch_epoch(
             opt,
-            len(x_all),
+            y_all.shape[-1],
             c.batch_size,
             x_all.device,
-            lambda idx: self.losses(x_all[idx], y_all[idx], sem, means),
+            batch,
             optimize=self.optimize,
+            randperm=self.randperm,
         )
 
     def flow_map(
@@ -362,6 +413,11 @@ class GSMFlow(GenerativeMethod):
                 else:
                     out.append(flow.inverse(z, cond, idx))
         return torch.cat(out)
+
+
+def _rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values[k, index[k]]`` for every seed k: ``(K, m, ...)`` rows picked by ``(K, n)``."""
+    return values[torch.arange(len(values), device=index.device)[:, None], index]
 
 
 def _columns(labels: torch.Tensor, seen: torch.Tensor, n_classes: int) -> torch.Tensor:

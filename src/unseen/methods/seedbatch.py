@@ -19,6 +19,8 @@ products become one larger kernel; on a CPU the arithmetic is the same.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from unseen.errors import ConfigError
 from unseen.methods.base import GenerativeMethod, get_method
 from unseen.models.stacked import stack_modules, unstack_into
 
-__all__ = ["build_stacked", "fit_seeds", "members", "restore_rng"]
+__all__ = ["build_stacked", "fit_seeds", "members", "restore_rng", "seed_stream"]
 
 
 def build_stacked(method: GenerativeMethod, dims: dict[str, int]) -> None:
@@ -57,8 +59,15 @@ def build_stacked(method: GenerativeMethod, dims: dict[str, int]) -> None:
     method._members = built
     method._streams = streams
     method._cpu_states = cpu_states
+    # A network the method keeps per seed (``per_seed_nets``: e.g. one trained once in the
+    # set-up and then frozen) is held as a list of the seeds' own modules, not stacked.
     method.nets_ = nn.ModuleDict(
-        {key: stack_modules([m.nets_[key] for m in built]) for key in built[0].nets_}
+        {
+            key: nn.ModuleList([m.nets_[key] for m in built])
+            if key in type(method).per_seed_nets
+            else stack_modules([m.nets_[key] for m in built])
+            for key in built[0].nets_
+        }
     )
     method.optimizers_ = method._make_optimizers()
 
@@ -82,7 +91,8 @@ def members(method: GenerativeMethod) -> list[GenerativeMethod]:
     out = []
     for k, one in enumerate(method._members):
         for key, net in one.nets_.items():
-            unstack_into(method.nets_[key], net, k)
+            if key not in type(method).per_seed_nets:  # those are the seed's own modules
+                unstack_into(method.nets_[key], net, k)
         one.nets_.to(method.device)
         one.nets_.eval()
         one._attach_precision()
@@ -94,6 +104,29 @@ def members(method: GenerativeMethod) -> list[GenerativeMethod]:
         one.rng_after_fit_ = (method._cpu_states[k], method._streams[k].get_state())
         out.append(one)
     return out
+
+
+@contextlib.contextmanager
+def seed_stream(method: GenerativeMethod, k: int) -> Iterator[None]:
+    """Inside the block, the global random stream of ``method``'s device is seed ``k``'s own
+    stream (and advances it): code written for one seed (``torch.randperm`` and the like) then
+    draws exactly what that seed's sequential fit would draw. Used for per-seed set-up work."""
+    g, dev = method._streams[k], method.device
+    cuda = dev.type == "cuda"
+    saved = torch.cuda.get_rng_state(dev) if cuda else torch.get_rng_state()
+    if cuda:
+        torch.cuda.set_rng_state(g.get_state(), dev)
+    else:
+        torch.set_rng_state(g.get_state())
+    try:
+        yield
+    finally:
+        if cuda:
+            g.set_state(torch.cuda.get_rng_state(dev))
+            torch.cuda.set_rng_state(saved, dev)
+        else:
+            g.set_state(torch.get_rng_state())
+            torch.set_rng_state(saved)
 
 
 def restore_rng(method: GenerativeMethod) -> None:

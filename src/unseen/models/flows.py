@@ -55,6 +55,8 @@ __all__ = [
     "GlowCoupling",
     "Permutation",
     "StackedAffineCoupling",
+    "StackedConditionalCouplingFlow",
+    "StackedGlowCoupling",
     "StackedPermutation",
     "affine_coupling_forward",
     "affine_coupling_inverse",
@@ -653,9 +655,158 @@ class ConditionalCouplingFlow(nn.Module):
         return torch.cat([v1, v2], 1)
 
 
+class StackedGlowCoupling(nn.Module):
+    """K seeds' :class:`GlowCoupling` blocks on ``(K, batch, d)`` halves: the same sub-networks,
+    clamp and log-determinant, every parameter with a leading seed axis and the products
+    batched over it. Weights are stored transposed, ``(K, in, out)``, so the batched products
+    read contiguous matrices (see :class:`unseen.models.stacked.StackedLinear`)."""
+
+    def __init__(self, blocks: list[GlowCoupling]) -> None:
+        super().__init__()
+        first = blocks[0]
+        for key in ("features", "hidden", "d1", "d2", "slope", "clamp", "clamp_scale"):
+            setattr(self, key, getattr(first, key))
+
+        def stacked(name: str, transpose: bool) -> nn.Parameter:
+            values = [getattr(b, name).detach() for b in blocks]
+            return nn.Parameter(torch.stack([v.t() if transpose else v for v in values]).clone())
+
+        with torch.no_grad():
+            self.weight_in1_t = stacked("weight_in1", True)  # (K, d2, hidden)
+            self.weight_in2_t = stacked("weight_in2", True)  # (K, d1, hidden)
+            self.bias_in = stacked("bias_in", False)  # (K, 2, hidden)
+            self.weight_out1_t = stacked("weight_out1", True)  # (K, hidden, 2 d1)
+            self.bias_out1 = stacked("bias_out1", False)
+            self.weight_out2_t = stacked("weight_out2", True)  # (K, hidden, 2 d2)
+            self.bias_out2 = stacked("bias_out2", False)
+
+    def unstack_into(self, block: GlowCoupling, k: int) -> None:
+        """Copy seed ``k``'s parameters into a plain block."""
+        with torch.no_grad():
+            for name in ("weight_in1", "weight_in2", "weight_out1", "weight_out2"):
+                getattr(block, name).copy_(getattr(self, name + "_t")[k].t())
+            for name in ("bias_in", "bias_out1", "bias_out2"):
+                getattr(block, name).copy_(getattr(self, name)[k])
+
+    def subnet(
+        self, k: int, u: torch.Tensor, c: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`GlowCoupling.subnet` per seed: ``u`` and ``c`` are ``(K, batch, ...)``."""
+        w_in, w_out, b_out = (
+            (self.weight_in1_t, self.weight_out1_t, self.bias_out1)
+            if k == 1
+            else (self.weight_in2_t, self.weight_out2_t, self.bias_out2)
+        )
+        first = self.bias_in[:, k - 1, None, :] if c is None else c
+        h = nn.functional.leaky_relu(torch.baddbmm(first, u, w_in), self.slope)
+        st = torch.baddbmm(b_out[:, None, :], h, w_out).to(w_out.dtype)
+        d = st.shape[-1] // 2
+        return soft_clamp(st[..., :d], self.clamp, self.clamp_scale), st[..., d:]
+
+    forward = GlowCoupling.forward
+    inverse = GlowCoupling.inverse
+
+    def extra_repr(self) -> str:
+        return f"seeds={self.bias_in.shape[0]}, features={self.features}, hidden={self.hidden}"
+
+
+class StackedConditionalCouplingFlow(nn.Module):
+    """K seeds' :class:`ConditionalCouplingFlow` s as one module (seeds trained as one batched
+    model): ``forward(x, cond, index)`` and ``inverse`` take ``(K, batch, d)`` inputs, the
+    condition rows ``(K, k, d_a)`` and ``index`` ``(K, batch)`` (each sample's row), and
+    compute exactly each seed's own flow on its slice."""
+
+    def __init__(self, flows: list[ConditionalCouplingFlow]) -> None:
+        super().__init__()
+        first = flows[0]
+        for key in ("features", "cond_features", "n_blocks", "hidden"):
+            setattr(self, key, getattr(first, key))
+        self.blocks = nn.ModuleList(
+            StackedGlowCoupling([f.blocks[i] for f in flows]) for i in range(first.n_blocks)
+        )
+        self.perms = (
+            nn.ModuleList(
+                StackedPermutation.stack([f.perms[i] for f in flows]) for i in range(first.n_blocks)
+            )
+            if first.perms is not None
+            else None
+        )
+        self.cond_weight_t = (  # (K, d_a, n_blocks * 2 * hidden)
+            nn.Parameter(torch.stack([f.cond_weight.detach().t() for f in flows]).contiguous())
+            if first.cond_weight is not None
+            else None
+        )
+
+    @staticmethod
+    def unstack(stacked: StackedConditionalCouplingFlow, flow: ConditionalCouplingFlow, k: int):
+        for block, plain in zip(stacked.blocks, flow.blocks, strict=True):
+            block.unstack_into(plain, k)
+        if stacked.perms is not None:
+            for perm, plain in zip(stacked.perms, flow.perms, strict=True):
+                StackedPermutation.unstack(perm, plain, k)
+        if stacked.cond_weight_t is not None:
+            with torch.no_grad():
+                flow.cond_weight.copy_(stacked.cond_weight_t[k].t())
+
+    def condition_shares(
+        self, cond: torch.Tensor | None, index: torch.Tensor | None
+    ) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
+        """:meth:`ConditionalCouplingFlow.condition_shares` per seed: ``(K, batch, hidden)``."""
+        if self.cond_weight_t is None:
+            return [(None, None)] * self.n_blocks
+        if cond is None:
+            raise ValueError(f"this flow needs a ({self.cond_features},)-d condition")
+        k, n = cond.shape[:2]
+        proj = torch.bmm(cond, self.cond_weight_t).view(k, n, self.n_blocks, 2, self.hidden)
+        out = []
+        for i, block in enumerate(self.blocks):
+            pair = []
+            for j in range(2):
+                c = proj[:, :, i, j] + block.bias_in[:, j, None, :]
+                if index is not None:
+                    c = torch.gather(c, 1, index[..., None].expand(-1, -1, self.hidden))
+                pair.append(c)
+            out.append((pair[0], pair[1]))
+        return out
+
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor | None = None, index: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        shares = self.condition_shares(cond, index)
+        d1 = self.features // 2
+        ladj = x.new_zeros(x.shape[:-1])
+        u1, u2 = x[..., :d1], x[..., d1:]
+        for i, block in enumerate(self.blocks):
+            if self.perms is not None:
+                xp = self.perms[i](torch.cat([u1, u2], -1))[0]
+                u1, u2 = xp[..., :d1], xp[..., d1:]
+            u1, u2, block_ladj = block(u1, u2, *shares[i])
+            ladj = ladj + block_ladj
+        return torch.cat([u1, u2], -1), ladj
+
+    def inverse(
+        self, z: torch.Tensor, cond: torch.Tensor | None = None, index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        shares = self.condition_shares(cond, index)
+        d1 = self.features // 2
+        v1, v2 = z[..., :d1], z[..., d1:]
+        for i in reversed(range(self.n_blocks)):
+            v1, v2 = self.blocks[i].inverse(v1, v2, *shares[i])
+            if self.perms is not None:
+                xp = self.perms[i].inverse(torch.cat([v1, v2], -1))
+                v1, v2 = xp[..., :d1], xp[..., d1:]
+        return torch.cat([v1, v2], -1)
+
+
 register_stacker(
     Permutation, StackedPermutation, StackedPermutation.stack, StackedPermutation.unstack
 )
 register_stacker(
     AffineCoupling, StackedAffineCoupling, StackedAffineCoupling, StackedAffineCoupling.unstack
+)
+register_stacker(
+    ConditionalCouplingFlow,
+    StackedConditionalCouplingFlow,
+    StackedConditionalCouplingFlow,
+    StackedConditionalCouplingFlow.unstack,
 )

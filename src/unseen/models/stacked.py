@@ -157,6 +157,7 @@ def unstack_into(stacked: nn.Module, target: nn.Module, k: int) -> nn.Module:
     """Copy seed ``k``'s weights of ``stacked`` into ``target`` (a plain module of the same
     architecture, e.g. one of the modules given to :func:`stack_modules`); returns it."""
     plain = dict(target.named_modules())
+    per_seed: list[str] = []  # modules holding one slice per seed
     with torch.no_grad():
         for name, sub in stacked.named_modules():
             if isinstance(sub, StackedLinear):
@@ -164,8 +165,15 @@ def unstack_into(stacked: nn.Module, target: nn.Module, k: int) -> nn.Module:
                 layer.weight.copy_(sub.weight_t[k].t())
                 if sub.bias is not None:
                     layer.bias.copy_(sub.bias[k])
+                per_seed.append(name)
             elif type(sub) in _UNSTACKERS:
                 _UNSTACKERS[type(sub)](sub, plain[name], k)
+                per_seed.append(name)
+        # Buffers elsewhere are shared by the seeds (equal when stacked), but may have been
+        # set since (e.g. GSMFlow's semantic anchors, set in the set-up): copy them too.
+        for name, buf in stacked.named_buffers():
+            if not any(r == "" or name.startswith(r + ".") for r in per_seed):
+                target.get_buffer(name).copy_(buf)
     return target
 
 
