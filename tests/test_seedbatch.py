@@ -27,7 +27,6 @@ from unseen.config import resolve_run_config
 from unseen.data.task import ZSLTask
 from unseen.errors import ConfigError
 from unseen.methods import available_methods, get_method
-from unseen.methods.clswgan import CLSWGAN
 from unseen.methods.seedbatch import fit_seeds, members, restore_rng
 from unseen.models.mlp import MLP, ConditionalCritic
 from unseen.models.stacked import StackedLinear, stack_modules, unstack_into
@@ -171,8 +170,11 @@ def test_batched_training_resumes_after_a_kill(task, tmp_path, name):
         other.fit(task.train, checkpoint=tmp_path / "ckpt.pt")
 
 
-def test_bf16_batched_training_runs(task):
-    fitted = fit_seeds("clswgan", CLSWGAN(**TINY).config, [0, 1], task.train, precision="bf16")
+@pytest.mark.parametrize("name", ["clswgan", "gmn", "gsmflow"])
+def test_bf16_batched_training_runs(task, name):
+    sizes = TINY if name == "clswgan" else TINY_BY_METHOD[name]
+    config = get_method(name)(**sizes).config
+    fitted = fit_seeds(name, config, [0, 1], task.train, precision="bf16")
     sem = task.train.semantics
     assert all(torch.isfinite(m.synthesize(task.unseen_classes, sem, 3)[0]).all() for m in fitted)
     assert all(m.precision == "bf16" for m in fitted)

@@ -612,10 +612,14 @@ class GenerativeMethod(ABC):
         self._output_hooks = []
         if not self.amp.enabled or self.nets_ is None:
             return
-        for net in self.nets_.values():
-            dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), None)
-            if dtype is not None:
-                self._output_hooks.append(net.register_forward_hook(cast_outputs_hook(dtype)))
+        for key, value in self.nets_.items():
+            # per-seed networks of stacked seeds: a list of the seeds' own modules
+            per_seed = self.seed_batch_ and key in type(self).per_seed_nets
+            for net in value if per_seed else [value]:
+                dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), None)
+                if dtype is not None:
+                    hook = cast_outputs_hook(dtype)
+                    self._output_hooks.append(net.register_forward_hook(hook))
 
     def dims_from(self, data: SeenTrainData) -> dict[str, int]:
         return {
