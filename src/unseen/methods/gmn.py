@@ -367,7 +367,7 @@ class GMN(GenerativeMethod):
                         probe.reset_parameters()
                     self.optimizers_["probe"].state.clear()
                 if self.seed_batch_:
-                    gm, term_means = self._gm_term_seeds(data, x_real, y, fake, groups)
+                    gm, term_means = self._gm_term_seeds(data, (x_real, y), fake, groups)
                 else:
                     gm, terms = self._gm_term(data, x_real, y, fake, groups)
                     term_means = terms.mean()
@@ -457,14 +457,11 @@ class GMN(GenerativeMethod):
         return terms.sum(), terms
 
     def _gm_term_seeds(
-        self,
-        data: SeenTrainData,
-        x_real: torch.Tensor,
-        y: torch.Tensor,
-        fake: torch.Tensor | None,
-        groups: _ClassGroups,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`_gm_term` for K stacked seeds: ``(loss (K,), mean per-class term (K,))``.
+        self, data: SeenTrainData, real: tuple[torch.Tensor, torch.Tensor],
+        fake: torch.Tensor | None, groups: _ClassGroups,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """:meth:`_gm_term` for K stacked seeds: ``(loss (K,), mean per-class term (K,))``;
+        ``real`` is the generator's real batch ``(x_real, y)``, ``(K, B, d)`` and ``(K, B)``.
 
         Each seed's batch holds its own classes, so the distances are computed seed by seed
         (on slices of the stacked tensors, at that seed's theta); the per-class batches are
@@ -472,6 +469,7 @@ class GMN(GenerativeMethod):
         seeds' synthetic batches come from one stacked generator call.
         """
         c = self.config
+        x_real, y = real
         probe = self.nets_["probe"]
         w, b = probe.weight.detach(), probe.bias.detach()
         seen_sem = data.semantics[data.seen_classes]
