@@ -627,15 +627,16 @@ class ConditionalCouplingFlow(nn.Module):
         """``(z, log|det dz/dx|)`` (Eq. 11, 13); the log-det is per sample."""
         shares = self.condition_shares(cond, index)
         d1 = self.features // 2
-        ladj = x.new_zeros(x.shape[0])
-        u1, u2 = x[:, :d1], x[:, d1:]
+        # last-axis indexing: the stacked flow of several seeds runs this same code
+        ladj = x.new_zeros(x.shape[:-1])
+        u1, u2 = x[..., :d1], x[..., d1:]
         for i, block in enumerate(self.blocks):
             if self.perms is not None:
-                xp = self.perms[i](torch.cat([u1, u2], 1))[0]
-                u1, u2 = xp[:, :d1], xp[:, d1:]
+                xp = self.perms[i](torch.cat([u1, u2], -1))[0]
+                u1, u2 = xp[..., :d1], xp[..., d1:]
             u1, u2, block_ladj = block(u1, u2, *shares[i])
             ladj = ladj + block_ladj
-        return torch.cat([u1, u2], 1), ladj
+        return torch.cat([u1, u2], -1), ladj
 
     def inverse(
         self,
@@ -646,13 +647,13 @@ class ConditionalCouplingFlow(nn.Module):
         """:math:`f^{-1}(z; a)` (Eq. 12, 16, 19)."""
         shares = self.condition_shares(cond, index)
         d1 = self.features // 2
-        v1, v2 = z[:, :d1], z[:, d1:]
+        v1, v2 = z[..., :d1], z[..., d1:]
         for i in reversed(range(self.n_blocks)):
             v1, v2 = self.blocks[i].inverse(v1, v2, *shares[i])
             if self.perms is not None:
-                xp = self.perms[i].inverse(torch.cat([v1, v2], 1))
-                v1, v2 = xp[:, :d1], xp[:, d1:]
-        return torch.cat([v1, v2], 1)
+                xp = self.perms[i].inverse(torch.cat([v1, v2], -1))
+                v1, v2 = xp[..., :d1], xp[..., d1:]
+        return torch.cat([v1, v2], -1)
 
 
 class StackedGlowCoupling(nn.Module):
@@ -769,33 +770,8 @@ class StackedConditionalCouplingFlow(nn.Module):
             out.append((pair[0], pair[1]))
         return out
 
-    def forward(
-        self, x: torch.Tensor, cond: torch.Tensor | None = None, index: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        shares = self.condition_shares(cond, index)
-        d1 = self.features // 2
-        ladj = x.new_zeros(x.shape[:-1])
-        u1, u2 = x[..., :d1], x[..., d1:]
-        for i, block in enumerate(self.blocks):
-            if self.perms is not None:
-                xp = self.perms[i](torch.cat([u1, u2], -1))[0]
-                u1, u2 = xp[..., :d1], xp[..., d1:]
-            u1, u2, block_ladj = block(u1, u2, *shares[i])
-            ladj = ladj + block_ladj
-        return torch.cat([u1, u2], -1), ladj
-
-    def inverse(
-        self, z: torch.Tensor, cond: torch.Tensor | None = None, index: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        shares = self.condition_shares(cond, index)
-        d1 = self.features // 2
-        v1, v2 = z[..., :d1], z[..., d1:]
-        for i in reversed(range(self.n_blocks)):
-            v1, v2 = self.blocks[i].inverse(v1, v2, *shares[i])
-            if self.perms is not None:
-                xp = self.perms[i].inverse(torch.cat([v1, v2], -1))
-                v1, v2 = xp[..., :d1], xp[..., d1:]
-        return torch.cat([v1, v2], -1)
+    forward = ConditionalCouplingFlow.forward  # with this class's condition_shares
+    inverse = ConditionalCouplingFlow.inverse
 
 
 register_stacker(
