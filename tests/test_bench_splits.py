@@ -144,3 +144,24 @@ def test_robustness_table_by_hand():
     assert "do not hold on every alternative split: A > B." in text
     assert rank({"x": 1.0, "y": 3.0, "z": 2.0}) == ["y", "z", "x"]
     assert robustness_lines([_row("A", "", 1.0)], "D", 2) == []
+    assert "Generator health across splits" not in text  # no row carries health
+
+
+def test_robustness_health_table_by_hand():
+    def healthy(label: str, split: str, t1: float, hit: float) -> dict:
+        row = _row(label, split, 50.0)
+        row["health"] = {"synthetic_only_t1": t1, "mean_hit_rate": hit, "chance": 2.0}
+        return row
+
+    summary = [
+        healthy("A", "", 40.0, 50.0),
+        healthy("A", "split1", 30.0, 40.0),
+        healthy("A", "split2", 34.0, 60.0),
+        _row("B", "", 50.0),  # no health anywhere: no health row
+        healthy("C", "split1", 20.0, 10.0),  # the proposed split's health is missing
+    ]
+    text = "\n".join(robustness_lines(summary, "D", 2))
+    # A: T1 mean(30, 34) = 32.0, std 2.8; hit mean(40, 60) = 50.0, std 14.1
+    assert "| A | 40.0 | 32.0 ± 2.8 | 2.0 | 50% | 50.0 ± 14.1% | 2 of 2 |" in text
+    assert "| C | - | 20.0 | 2.0 | - | 10.0% | 1 of 2 |" in text
+    assert "| B | 50.0 |" in text and "| B | - |" not in text

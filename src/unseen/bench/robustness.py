@@ -79,7 +79,53 @@ def robustness_lines(
     lines += ["", *_ranking_lines(complete, alt), ""]
     if len(complete) >= 2:
         lines += [*_pairwise_lines(complete, alt), ""]
-    return lines
+    return [*lines, *_health_lines(by_label, alt)]
+
+
+def _health_lines(by_label: dict[str, list[dict[str, Any]]], alt: list[str]) -> list[str]:
+    """Generator health (:mod:`unseen.eval.health`, validation problem of each split, first
+    seed) on the proposed split beside its mean ± std over the alternative splits.
+
+    Why: when a row moves with the split, this says whether its generator knew the new split's
+    classes less well (synthetic-only T1, class means nearest their own) or whether the loss
+    came after the generator (classifier, calibration); no test number enters it.
+    """
+    head = (
+        "| row | synthetic-only T1: proposed | splits (mean ± std) | chance | class means "
+        "nearest own: proposed | splits (mean ± std) | splits with health |"
+    )
+    lines = []
+    for label, rows in by_label.items():
+        health = {r["split"]: r["health"] for r in rows if r.get("health")}
+        if not health:
+            continue
+        prop = health.get("")
+        t1 = [health[s]["synthetic_only_t1"] for s in alt if s in health]
+        hit = [health[s]["mean_hit_rate"] for s in alt if s in health]
+        chance = (prop or health[next(iter(health))])["chance"]
+        cells = [
+            label,
+            f"{prop['synthetic_only_t1']:.1f}" if prop else "-",
+            format_mean_std(mean_std(t1) if t1 else None),
+            f"{chance:.1f}",
+            f"{prop['mean_hit_rate']:.0f}%" if prop else "-",
+            format_mean_std(mean_std(hit) if hit else None) + ("%" if hit else ""),
+            f"{len(t1)} of {len(alt)}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    if not lines:
+        return []
+    return [
+        "Generator health across splits (validation problem of each split, pseudo-unseen "
+        "classes, first seed; `unseen diagnose RUN`): a softmax trained on synthetic features "
+        "alone scored on real ones, and the share of generated class means nearest their own "
+        "real class mean.",
+        "",
+        head,
+        "|" + "---|" * (head.count("|") - 1),
+        *lines,
+        "",
+    ]
 
 
 def _ranking_lines(complete: dict[str, dict[str, float]], alt: list[str]) -> list[str]:
