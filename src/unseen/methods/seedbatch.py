@@ -72,13 +72,23 @@ def build_stacked(method: GenerativeMethod, dims: dict[str, int]) -> None:
     method.optimizers_ = method._make_optimizers()
 
 
+def _device_rng_state(device: torch.device) -> torch.Tensor:
+    """The state of the global random stream that draws on ``device`` use."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+def _set_device_rng_state(state: torch.Tensor, device: torch.device) -> None:
+    """Set the global random stream that draws on ``device`` use."""
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state, device)
+    else:
+        torch.set_rng_state(state)
+
+
 def _stream_copy(device: torch.device) -> torch.Generator:
     """A generator whose state is the global stream's that draws on ``device`` would use."""
     g = torch.Generator(device=device)
-    if device.type == "cuda":
-        g.set_state(torch.cuda.get_rng_state(device))
-    else:
-        g.set_state(torch.get_rng_state())
+    g.set_state(_device_rng_state(device))
     return g
 
 
@@ -112,21 +122,13 @@ def seed_stream(method: GenerativeMethod, k: int) -> Iterator[None]:
     stream (and advances it): code written for one seed (``torch.randperm`` and the like) then
     draws exactly what that seed's sequential fit would draw. Used for per-seed set-up work."""
     g, dev = method._streams[k], method.device
-    cuda = dev.type == "cuda"
-    saved = torch.cuda.get_rng_state(dev) if cuda else torch.get_rng_state()
-    if cuda:
-        torch.cuda.set_rng_state(g.get_state(), dev)
-    else:
-        torch.set_rng_state(g.get_state())
+    saved = _device_rng_state(dev)
+    _set_device_rng_state(g.get_state(), dev)
     try:
         yield
     finally:
-        if cuda:
-            g.set_state(torch.cuda.get_rng_state(dev))
-            torch.cuda.set_rng_state(saved, dev)
-        else:
-            g.set_state(torch.get_rng_state())
-            torch.set_rng_state(saved)
+        g.set_state(_device_rng_state(dev))
+        _set_device_rng_state(saved, dev)
 
 
 def restore_rng(method: GenerativeMethod) -> None:
@@ -136,11 +138,9 @@ def restore_rng(method: GenerativeMethod) -> None:
     if state is None:
         return
     cpu, stream = state
-    if method.device.type == "cuda":
+    if method.device.type == "cuda":  # a CUDA fit also advanced the CPU stream
         torch.set_rng_state(cpu)
-        torch.cuda.set_rng_state(stream, method.device)
-    else:
-        torch.set_rng_state(stream)
+    _set_device_rng_state(stream, method.device)
 
 
 def fit_seeds(
