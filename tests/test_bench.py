@@ -175,8 +175,16 @@ def test_report_has_every_row_beside_paper_numbers_and_provenance(ran, tmp_path)
     grid = expand(raw)
     with Store(out / "results.sqlite") as store:
         report = write_report(grid, store, tmp_path / "rep").read_text()
+    with Store(out / "results.sqlite") as store:
+        choices = {j.key: json.loads(store.rows([j.key])[0]["validation"]) for j in grid.jobs}
     for job in grid.jobs:
-        assert f"| {job.label} | 2 |" in report
+        # ‡: validation chose the last epoch it scored (unseen.selection.budget_end)
+        mark = " ‡" if "budget_end" in choices[job.key] else ""
+        assert f"| {job.label}{mark} | 2 |" in report
+    marked = [j.label for j in grid.jobs if "budget_end" in choices[j.key]]
+    assert ("‡ Validation chose the last generator epoch" in report) == bool(marked)
+    for label in marked:
+        assert f"{label} (epoch " in report
     assert "12.3 / 45.6 / 78.9" in report and "32.1" in report
     assert "**SYNTHETIC features, not comparable**" in report
     assert "**SYNTHETIC features: a smoke test of the code, not benchmark results.**" in report
@@ -322,3 +330,26 @@ def test_a_validation_only_folder_is_not_importable_for_a_test_job(tmp_path):
     assert not importable(job, [folder])  # one seed short
     (folder / "results.json").write_text(json.dumps({"seeds": seeds}))
     assert importable(job, [folder])
+
+
+def test_budget_end_marker_from_the_choice_or_an_older_runs_records(tmp_path):
+    from unseen.bench.report import _budget_end_lines, _budget_end_of
+
+    end = {"epoch": 10, "previous_epoch": 5, "score": 45.0, "previous_score": 40.0}
+    assert _budget_end_of({"validation": json.dumps({"budget_end": end})}) == end
+    # a run made before the choice recorded it: computed from its validation records
+    (tmp_path / "validation").mkdir()
+    records = [
+        {"epoch": 5, "h": 0.0, "extra": {"h_at_best_gamma": 40.0}},
+        {"epoch": 10, "h": 0.0, "extra": {"h_at_best_gamma": 45.0}},
+    ]
+    (tmp_path / "validation" / "records.json").write_text(json.dumps(records))
+    old = {"validation": json.dumps({"criterion": "h_cal"}), "run_dir": str(tmp_path)}
+    assert _budget_end_of(old) == end
+    records[1]["extra"]["h_at_best_gamma"] = 39.0  # the peak was earlier: no marker
+    (tmp_path / "validation" / "records.json").write_text(json.dumps(records))
+    assert _budget_end_of(old) is None
+    assert _budget_end_of({"validation": None, "run_dir": str(tmp_path / "gone")}) is None
+    lines = _budget_end_lines([{"label": "A", "budget_end": end}, {"label": "B"}])
+    assert "A (epoch 10: 40.0 at epoch 5 -> 45.0)" in lines[-1] and "B (" not in lines[-1]
+    assert _budget_end_lines([{"label": "B", "budget_end": None}]) == []

@@ -48,6 +48,41 @@ def test_run_writes_results_and_chooses_on_validation(tmp_path):
     assert rep["synthetic_features"] is True
     on_disk = json.loads((tmp_path / "r" / "results.json").read_text())
     assert on_disk["summary"] == summary
+    # chosen at the last scored epoch <=> the choice carries budget_end, and the log says so
+    chosen_last = choice["epochs"] == 4
+    assert ("budget_end" in choice) == chosen_last
+    log = (tmp_path / "r" / "log.txt").read_text()
+    assert ("validation chose the last epoch it scored (4;" in log) == chosen_last
+
+
+def _rec(epoch: int, h_cal: float) -> dict:
+    return {"epoch": epoch, "h": 0.0, "extra": {"h_at_best_gamma": h_cal}}
+
+
+def test_budget_end_by_hand():
+    from unseen.selection import budget_end
+
+    # best per epoch: 5 -> 40, 10 -> 45 (the last, above every earlier epoch): at the end
+    rising = [_rec(5, 40.0), _rec(5, 38.0), _rec(10, 45.0), _rec(10, 20.0)]
+    assert budget_end(rising) == {
+        "epoch": 10,
+        "previous_epoch": 5,
+        "score": 45.0,
+        "previous_score": 40.0,
+    }
+    # a peak before the last epoch, a tie with an earlier epoch (ties go to the earlier), one
+    # epoch only, nothing scored: not at the end
+    assert budget_end([_rec(5, 30.0), _rec(10, 50.0), _rec(15, 49.0)]) is None
+    assert budget_end([_rec(5, 50.0), _rec(10, 40.0), _rec(15, 50.0)]) is None
+    assert budget_end([_rec(5, 50.0)]) is None
+    assert budget_end([]) is None
+    # criterion "h" reads the raw H: the last epoch's H is not above epoch 5's
+    raw = [{"epoch": 5, "h": 30.0, "extra": {}}, {"epoch": 10, "h": 20.0, "extra": {}}]
+    assert budget_end(raw, "h") is None
+    # the epoch before the last is the one reported, not the best earlier one
+    three = [_rec(5, 44.0), _rec(10, 42.0), _rec(15, 46.0)]
+    assert budget_end(three)["previous_epoch"] == 10
+    assert budget_end(three)["previous_score"] == 42.0
 
 
 def test_same_seed_same_metrics(tmp_path):

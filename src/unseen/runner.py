@@ -638,6 +638,16 @@ def _protocol(
     )
     for w in choice.get("health", {}).get("warnings", []):
         log_line(out, f"WARNING: the generator chosen on validation is unhealthy: {w}", echo)
+    end = choice.get("budget_end")
+    if end:
+        log_line(
+            out,
+            f"WARNING: validation chose the last epoch it scored ({end['epoch']}; "
+            f"{end['previous_score']:.1f} at epoch {end['previous_epoch']} -> "
+            f"{end['score']:.1f}): the budget may limit this run; a longer method.epochs "
+            "(chosen on validation again) may do better",
+            echo,
+        )
     if validate_only:
         return {"validation": selection, "config": cfg.to_dict(), "dataset": ds.name}
 

@@ -29,7 +29,7 @@ from unseen.files import atomic_write_json
 from unseen.methods.base import GenerativeMethod, get_method
 from unseen.progress import Progress, log_line
 
-__all__ = ["choose", "evaluation_epochs", "select_on_validation"]
+__all__ = ["budget_end", "choose", "evaluation_epochs", "select_on_validation"]
 
 
 def evaluation_epochs(sel: SelectionConfig, epochs: int) -> list[int]:
@@ -173,6 +173,9 @@ def choose(
         "criterion": sel.criterion,
         "validation": {k: best[k] for k in ("t1", "s", "u", "h", "ausuc", "h_cal_best")},
     }
+    end = budget_end(records, sel.criterion)
+    if end is not None:
+        choice["budget_end"] = end
     if sel.per_task_counts:
         same = [
             r
@@ -185,6 +188,40 @@ def choose(
             for task_name, metric in (("zsl", "t1"), ("gzsl_u", "u"), ("gzsl_s", "s"))
         }
     return choice
+
+
+def budget_end(records: list[dict[str, Any]], criterion: str = "h_cal") -> dict[str, Any] | None:
+    """Whether validation chose the LAST generator epoch it scored, i.e. the score was still
+    rising where the budget (``method.epochs``) stopped it: ``{"epoch", "previous_epoch",
+    "score", "previous_score"}`` (best criterion score over synthetic counts and classifier
+    schedules at each epoch), or None (chosen earlier, or one epoch scored).
+
+    Why: a choice at the budget's end says the budget, not the method, may set the row's
+    number; the mission's rule is that "under-trained" is claimed only next to a longer run,
+    and this is what tells a user that such a run is worth making.
+    """
+    if not records:
+        return None
+    key = "h_cal_best" if criterion == "h_cal" else "h"
+
+    def score(r: dict[str, Any]) -> float:
+        if key == "h_cal_best" and "h_cal_best" not in r:
+            return float((r.get("extra") or {}).get("h_at_best_gamma", r["h"]))
+        return float(r[key])
+
+    by_epoch: dict[int, float] = {}
+    for r in records:
+        by_epoch[r["epoch"]] = max(by_epoch.get(r["epoch"], float("-inf")), score(r))
+    epochs = sorted(by_epoch)
+    # ties go to the earlier epoch (as in choose), so "chosen last" = strictly above all before
+    if len(epochs) < 2 or by_epoch[epochs[-1]] <= max(by_epoch[e] for e in epochs[:-1]):
+        return None
+    return {
+        "epoch": epochs[-1],
+        "previous_epoch": epochs[-2],
+        "score": by_epoch[epochs[-1]],
+        "previous_score": by_epoch[epochs[-2]],
+    }
 
 
 def _read_list(path: Path | None) -> list[dict[str, Any]]:

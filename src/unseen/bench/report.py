@@ -79,9 +79,32 @@ def summarize_rows(grid: Grid, rows: list[dict[str, Any]]) -> list[dict[str, Any
                 "total_seconds": sum(r["total_seconds"] or 0 for r in mine),
                 "devices": sorted({r["device"] or "?" for r in mine}),
                 "health": _health_of(mine[0]),
+                "budget_end": _budget_end_of(mine[0]),
             }
         )
     return out
+
+
+def _budget_end_of(row: dict[str, Any]) -> dict[str, Any] | None:
+    """:func:`unseen.selection.budget_end` of a stored row's validation choice: from the choice
+    itself, or (runs made before the choice recorded it) from the run folder's validation
+    records."""
+    import json
+
+    from unseen.selection import budget_end
+
+    try:
+        choice = json.loads(row["validation"] or "{}")
+    except (TypeError, ValueError):
+        choice = {}
+    if "budget_end" in choice:
+        return choice["budget_end"]
+    path = Path(row.get("run_dir") or "") / "validation" / "records.json"
+    try:
+        records = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return budget_end(records, choice.get("criterion", "h_cal"))
 
 
 def _health_of(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -125,6 +148,24 @@ def _health_lines(rows: list[dict[str, Any]]) -> list[str]:
             f"{h['spread_ratio']:.2f} | {h['probe_accuracy']:.1f}% |"
         )
     return [*lines, ""]
+
+
+def _budget_end_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The footnote of the rows marked ‡: validation chose the last epoch it scored."""
+    ends = [
+        f"{s['label']} (epoch {e['epoch']}: {e['previous_score']:.1f} at epoch "
+        f"{e['previous_epoch']} -> {e['score']:.1f})"
+        for s in rows
+        if (e := s.get("budget_end"))
+    ]
+    if not ends:
+        return []
+    return [
+        "",
+        "‡ Validation chose the last generator epoch it scored, its criterion still rising "
+        "where the budget (method.epochs) stopped it, so the budget may set these numbers; a "
+        "longer budget, chosen on validation again, may do better: " + "; ".join(ends) + ".",
+    ]
 
 
 def _features_note(grid: Grid, dataset: str) -> str:
@@ -236,11 +277,13 @@ def write_report(
             if not p:
                 pu = "not published" if s["paper"] else "-"
             cells = " | ".join(_cell(s["stats"], k) for k in SHOWN)
-            lines.append(f"| {s['label']} | {len(s['seeds'])} | {cells} | {pu} | {pt} |")
+            label = s["label"] + (" ‡" if s.get("budget_end") else "")
+            lines.append(f"| {label} | {len(s['seeds'])} | {cells} | {pu} | {pt} |")
         missing = [j.label for j in grid.jobs if j.dataset == dataset and not j.split]
         missing = [m for m in missing if m not in {s["label"] for s in mine}]
         if missing:
             lines += ["", f"Not in this report (no finished run yet): {', '.join(missing)}."]
+        lines += _budget_end_lines(mine)
         lines += ["", *_health_lines(mine)]
         fig = _figure(mine, papers, dataset, out, bool(note), synthetic=synthetic)
         if fig:
