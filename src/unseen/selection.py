@@ -161,10 +161,9 @@ def choose(
     """The best validation point by ``sel.criterion`` (ties: the earlier generator epoch),
     with its gamma and, for ``per_task_counts``, each task's own best synthetic count at the
     chosen schedule. Adds ``h_cal_best`` (H at the best gamma) to every record."""
-    key = "h_cal_best" if sel.criterion == "h_cal" else "h"
     for r in records:
-        r["h_cal_best"] = r["extra"].get("h_at_best_gamma", r["h"])
-    best = max(records, key=lambda r: (r[key], r["epoch"] * -1))
+        r["h_cal_best"] = _score(r, "h_cal")
+    best = max(records, key=lambda r: (_score(r, sel.criterion), r["epoch"] * -1))
     choice: dict[str, Any] = {
         "epochs": best["epoch"],
         "n_synthetic": best["n_synthetic"],
@@ -202,16 +201,9 @@ def budget_end(records: list[dict[str, Any]], criterion: str = "h_cal") -> dict[
     """
     if not records:
         return None
-    key = "h_cal_best" if criterion == "h_cal" else "h"
-
-    def score(r: dict[str, Any]) -> float:
-        if key == "h_cal_best" and "h_cal_best" not in r:
-            return float((r.get("extra") or {}).get("h_at_best_gamma", r["h"]))
-        return float(r[key])
-
     by_epoch: dict[int, float] = {}
     for r in records:
-        by_epoch[r["epoch"]] = max(by_epoch.get(r["epoch"], float("-inf")), score(r))
+        by_epoch[r["epoch"]] = max(by_epoch.get(r["epoch"], float("-inf")), _score(r, criterion))
     epochs = sorted(by_epoch)
     # ties go to the earlier epoch (as in choose), so "chosen last" = strictly above all before
     if len(epochs) < 2 or by_epoch[epochs[-1]] <= max(by_epoch[e] for e in epochs[:-1]):
@@ -222,6 +214,14 @@ def budget_end(records: list[dict[str, Any]], criterion: str = "h_cal") -> dict[
         "score": by_epoch[epochs[-1]],
         "previous_score": by_epoch[epochs[-2]],
     }
+
+
+def _score(record: dict[str, Any], criterion: str) -> float:
+    """A validation record's score by ``criterion``: H at the best calibration gamma
+    (``h_cal``; a record scored without calibration falls back to its H) or the raw H."""
+    if criterion == "h_cal":
+        return float((record.get("extra") or {}).get("h_at_best_gamma", record["h"]))
+    return float(record["h"])
 
 
 def _read_list(path: Path | None) -> list[dict[str, Any]]:
